@@ -1,0 +1,41 @@
+# vmail.mailserver: the two commands a user needs are `make demo` and `make test`.
+# Both run `make setup` first (idempotent: packages, Docker engine, venv, base images).
+SHELL := /bin/bash
+VENV ?= .venv
+export VENV
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections:$(HOME)/.ansible/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup demo demo-destroy test sanity unit lint molecule clean
+
+setup:
+	scripts/setup.sh
+
+## The main job: a demo mail server in a local container, a message sent and fetched.
+demo: setup
+	scripts/demo.sh
+
+demo-destroy:
+	molecule destroy -s demo
+
+## Every test: sanity, module tests against a real MariaDB, lint, Molecule on Debian 12 and 13.
+test: setup
+	scripts/test.sh
+
+sanity:
+	scripts/sanity.sh
+
+unit:
+	scripts/test-modules.sh
+
+lint:
+	ansible-lint --profile production
+
+molecule:
+	molecule test -s default
+
+clean:
+	-molecule destroy -s default
+	-molecule destroy -s demo
+	rm -rf .cache tests/output
