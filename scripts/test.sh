@@ -33,11 +33,15 @@ run_stage() {
   seconds[$name]=$((SECONDS - start))
 }
 
+lint() {
+  ansible-lint --profile production && python scripts/gen-vars-doc.py --check
+}
+
 for stage in $stages; do
   case "$stage" in
     sanity) run_stage sanity scripts/sanity.sh ;;
     modules) run_stage modules scripts/test-modules.sh ;;
-    lint) run_stage lint ansible-lint --profile production ;;
+    lint) run_stage lint lint ;;
     molecule) run_stage molecule molecule test -s default ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
