@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmail.mailserver developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Connection options shared by all vmail.mailserver account modules
+    # (modelled on community.mysql's mysql doc fragment).
+    DOCUMENTATION = r'''
+options:
+  login_host:
+    description:
+      - Host running the database server.
+      - When neither this nor I(login_unix_socket) is set, the C(host) or C(socket) entry of
+        I(config_file) is used, and then C(localhost) (a TCP connection).
+    type: str
+  login_port:
+    description:
+      - TCP port of the database server.
+      - When not set, the C(port) entry of I(config_file) is used, and then C(3306).
+    type: int
+  login_user:
+    description:
+      - Database account. The modules need C(SELECT), C(INSERT), C(UPDATE) and C(DELETE)
+        on the mail database (the C(mailadmin) account of the mailsql role).
+      - When not set, the C(user) entry of I(config_file) is used.
+    type: str
+  login_password:
+    description:
+      - Password of I(login_user). Never logged.
+      - When not set, the C(password) entry of I(config_file) is used.
+    type: str
+  login_unix_socket:
+    description:
+      - Path of the server's unix socket; takes precedence over I(login_host).
+    type: path
+  config_file:
+    description:
+      - MySQL option file whose C([client]) section supplies defaults for C(user), C(password),
+        C(host), C(port), C(socket) and C(database). Explicit module options win.
+      - Ignored when the file does not exist; an existing but unreadable or malformed file is an error.
+      - The mailsql role writes C(/etc/vmail/mailsql-admin.cnf) for this purpose.
+    type: path
+    default: '~/.my.cnf'
+  login_db:
+    description:
+      - Name of the mail database.
+      - When not set, the C(database) entry of I(config_file) is used, and then C(mailserver).
+    type: str
+  ca_cert:
+    description:
+      - CA certificate (PEM) used to verify the server certificate. Setting it enables TLS.
+    type: path
+    aliases: [ ssl_ca ]
+  client_cert:
+    description:
+      - Client certificate (PEM) for TLS client authentication.
+    type: path
+    aliases: [ ssl_cert ]
+  client_key:
+    description:
+      - Private key (PEM) of I(client_cert).
+    type: path
+    aliases: [ ssl_key ]
+  check_hostname:
+    description:
+      - Whether to check that the server certificate matches I(login_host). Only used with TLS.
+      - When not set, the PyMySQL default applies (checked when I(ca_cert) is set).
+    type: bool
+  connect_timeout:
+    description:
+      - Connection timeout in seconds.
+    type: int
+    default: 30
+requirements:
+  - PyMySQL (Debian package C(python3-pymysql)) on the managed host.
+notes:
+  - The modules run on the managed host and connect from there. See the collection's
+    C(docs/modules.md), section "Host requirements", for the exact Debian packages per release.
+  - Every change is made in one database transaction; on any error it is rolled back
+    and nothing is half written.
+  - Writers serialize on the named lock C(vmail.mailserver:<database>) (MariaDB/MySQL C(GET_LOCK)),
+    so concurrent runs against the same database do not create duplicate rows.
+  - Supports C(check_mode) (nothing is written; C(changed) is what a real run would report)
+    and C(--diff).
+'''
+
+    ADDRESS = r'''
+options:
+  lowercase_local_part:
+    description:
+      - Lowercase the local part of addresses before they are stored or compared.
+      - The domain part is always lowercased and converted to its A-label (punycode) form.
+      - MariaDB compares the guide's C(utf8) columns case-insensitively, so an address that
+        differs only in case is the same row; with C(true) the stored form is made lowercase.
+    type: bool
+    default: true
+'''

@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmail.mailserver developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Database access shared by the vmail.mailserver account modules.
+
+Modelled on community.mysql's ``module_utils/mysql.py``: one argument spec
+for the connection options, PyMySQL only, parameterized statements only.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import time
+import traceback
+
+try:
+    import configparser
+except ImportError:  # pragma: no cover - Python 2 is not supported
+    configparser = None
+
+try:
+    import pymysql
+    import pymysql.cursors
+    HAS_PYMYSQL = True
+    PYMYSQL_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the host
+    HAS_PYMYSQL = False
+    PYMYSQL_IMPORT_ERROR = traceback.format_exc()
+
+from ansible.module_utils.basic import missing_required_lib
+
+DEFAULT_DB = 'mailserver'
+TABLES = ('virtual_domains', 'virtual_users', 'virtual_aliases')
+# Column widths of the guide schema, used when information_schema cannot tell.
+GUIDE_WIDTHS = {
+    ('virtual_domains', 'name'): 50,
+    ('virtual_users', 'email'): 100,
+    ('virtual_users', 'password'): 106,
+    ('virtual_aliases', 'source'): 100,
+    ('virtual_aliases', 'destination'): 100,
+}
+LOCK_TIMEOUT = 60
+# MariaDB/MySQL error numbers
+ER_DUP_ENTRY = 1062
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_WAIT_TIMEOUT = 1205
+RETRYABLE = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+
+
+def vmail_db_argument_spec():
+    """Return the connection argument spec shared by all account modules (see the vmail_db doc fragment)."""
+    return dict(
+        login_host=dict(type='str'),
+        login_port=dict(type='int'),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_unix_socket=dict(type='path'),
+        config_file=dict(type='path', default='~/.my.cnf'),
+        login_db=dict(type='str'),
+        ca_cert=dict(type='path', aliases=['ssl_ca']),
+        client_cert=dict(type='path', aliases=['ssl_cert']),
+        client_key=dict(type='path', aliases=['ssl_key']),
+        check_hostname=dict(type='bool'),
+        connect_timeout=dict(type='int', default=30),
+    )
+
+
+class VmailDbError(Exception):
+    """A database problem with a message that is safe to show (never contains secrets)."""
+
+
+def read_option_file(path):
+    """Return the ``[client]`` section of a MySQL option file as a dict.
+
+    Returns an empty dict when the file does not exist; raises
+    :class:`VmailDbError` when it exists but cannot be read or parsed.
+    """
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        return {}
+    parser = configparser.RawConfigParser(allow_no_value=True, strict=False, interpolation=None)
+    try:
+        with open(path) as handle:
+            parser.read_file(handle)
+    except (OSError, IOError) as exc:
+        raise VmailDbError('cannot read config_file %s: %s' % (path, exc.strerror or exc))
+    except configparser.Error as exc:
+        raise VmailDbError('cannot parse config_file %s: %s' % (path, exc.__class__.__name__))
+    result = {}
+    for section in ('client', 'mysql', 'mariadb-client'):
+        if parser.has_section(section):
+            for key, value in parser.items(section):
+                key = key.replace('_', '-')
+                if value is not None and key not in result:
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in '"\'':
+                        value = value[1:-1]
+                    result[key] = value
+    return result
+
+
+def connection_params(params):
+    """Merge module options over the option file; return (kwargs for pymysql.connect, description)."""
+    cnf = read_option_file(params['config_file']) if params.get('config_file') else {}
+    kwargs = dict(charset='utf8mb4', autocommit=False, connect_timeout=params.get('connect_timeout') or 30,
+                  cursorclass=pymysql.cursors.DictCursor)
+    user = params.get('login_user') if params.get('login_user') is not None else cnf.get('user')
+    password = params.get('login_password') if params.get('login_password') is not None else cnf.get('password')
+    if user is not None:
+        kwargs['user'] = user
+    if password is not None:
+        kwargs['password'] = password
+    kwargs['database'] = params.get('login_db') or cnf.get('database') or DEFAULT_DB
+    socket = params.get('login_unix_socket')
+    host = params.get('login_host')
+    if socket is None and host is None:
+        socket = cnf.get('socket')
+        host = cnf.get('host')
+    if socket:
+        kwargs['unix_socket'] = os.path.expanduser(socket)
+        where = socket
+    else:
+        kwargs['host'] = host or 'localhost'
+        port = params.get('login_port') or cnf.get('port') or 3306
+        try:
+            kwargs['port'] = int(port)
+        except ValueError:
+            raise VmailDbError('invalid port %r in config_file' % port)
+        where = '%s:%s' % (kwargs['host'], kwargs['port'])
+    ssl = {}
+    for opt, key in (('ca_cert', 'ca'), ('client_cert', 'cert'), ('client_key', 'key')):
+        if params.get(opt):
+            ssl[key] = params[opt]
+    if ssl:
+        if params.get('check_hostname') is not None:
+            ssl['check_hostname'] = params['check_hostname']
+        kwargs['ssl'] = ssl
+    return kwargs, 'database %r on %s as %r' % (kwargs['database'], where, user)
+
+
+def connect(module):
+    """Open a connection for ``module`` or fail with a clear message."""
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib('PyMySQL (Debian package python3-pymysql)'),
+                         exception=PYMYSQL_IMPORT_ERROR)
+    try:
+        kwargs, where = connection_params(module.params)
+    except VmailDbError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        conn = pymysql.connect(**kwargs)
+    except pymysql.err.MySQLError as exc:
+        module.fail_json(msg='Unable to connect to %s: %s' % (where, describe_error(exc)))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg='Unable to connect to %s: %s' % (where, exc))
+    return conn
+
+
+def describe_error(exc):
+    """Return ``(errno) message`` for a PyMySQL error without a traceback."""
+    args = getattr(exc, 'args', ())
+    if len(args) >= 2:
+        return '(%s) %s' % (args[0], args[1])
+    return str(exc) or exc.__class__.__name__
+
+
+def error_code(exc):
+    """Return the MariaDB/MySQL error number of a PyMySQL error, or None."""
+    args = getattr(exc, 'args', ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def check_schema(cursor):
+    """Check that the guide tables exist; return {(table, column): width} of the text columns."""
+    cursor.execute(
+        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, CHARACTER_MAXIMUM_LENGTH AS w FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s, %s)", TABLES)
+    columns = {}
+    for row in cursor.fetchall():
+        columns[(row['t'], row['c'])] = row['w']
+    missing = [t for t in TABLES if not any(key[0] == t for key in columns)]
+    if missing:
+        raise VmailDbError('table(s) %s not found in the database; create the schema first '
+                           '(the vmail.mailserver.mailsql role does this)' % ', '.join(missing))
+    widths = {}
+    for key, default in GUIDE_WIDTHS.items():
+        if key not in columns:
+            raise VmailDbError('column %s.%s not found; the database does not have the expected schema' % key)
+        widths[key] = int(columns[key]) if columns[key] else default
+    return widths
+
+
+def lock_name(cursor):
+    """Name of the advisory lock that serializes writers on this database (max 64 characters)."""
+    cursor.execute('SELECT DATABASE() AS db')
+    return ('vmail.mailserver:%s' % cursor.fetchone()['db'])[:64]
+
+
+def run_transaction(module, conn, work, retries=3):
+    """Run ``work(cursor, widths)`` inside one transaction under the database's writer lock.
+
+    ``work`` reads the current state, plans and (unless in check mode)
+    writes, and returns the module result dict. The transaction is
+    committed only when not in check mode; on any error it is rolled back.
+    Duplicate-key errors and deadlocks (another writer won a race) are
+    retried: ``work`` then reads the state the other writer left behind.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        cursor = conn.cursor()
+        name = None
+        try:
+            widths = check_schema(cursor)
+            name = lock_name(cursor)
+            cursor.execute('SELECT GET_LOCK(%s, %s) AS got', (name, LOCK_TIMEOUT))
+            if cursor.fetchone()['got'] != 1:
+                raise VmailDbError('timed out after %d s waiting for the lock %r held by another writer'
+                                   % (LOCK_TIMEOUT, name))
+            conn.begin()
+            result = work(cursor, widths)
+            if module.check_mode:
+                conn.rollback()
+            else:
+                conn.commit()
+            return result
+        except pymysql.err.MySQLError as exc:
+            _rollback(conn)
+            if error_code(exc) in RETRYABLE and attempt <= retries:
+                time.sleep(0.05 * attempt)
+                continue
+            module.fail_json(msg='Database error, nothing was changed: %s' % describe_error(exc))
+        except VmailDbError as exc:
+            _rollback(conn)
+            module.fail_json(msg=str(exc))
+        except BaseException:  # includes SystemExit from fail_json() inside work()
+            _rollback(conn)
+            raise
+        finally:
+            if name is not None:
+                try:
+                    cursor.execute('SELECT RELEASE_LOCK(%s)', (name,))
+                except pymysql.err.MySQLError:
+                    pass
+            cursor.close()
+
+
+def _rollback(conn):
+    try:
+        conn.rollback()
+    except pymysql.err.MySQLError:
+        pass
+
+
+def read_only(module, conn, work):
+    """Run ``work(cursor, widths)`` in a consistent read-only snapshot and return its result."""
+    cursor = conn.cursor()
+    try:
+        widths = check_schema(cursor)
+        cursor.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY')
+        result = work(cursor, widths)
+        conn.rollback()
+        return result
+    except pymysql.err.MySQLError as exc:
+        _rollback(conn)
+        module.fail_json(msg='Database error: %s' % describe_error(exc))
+    except VmailDbError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        cursor.close()
+
+
+def find_domain(cursor, name, lock=False):
+    """Return the rows of virtual_domains named ``name`` (lowest id first; the guide schema allows duplicates)."""
+    sql = 'SELECT id, name FROM virtual_domains WHERE name = %s ORDER BY id'
+    if lock:
+        sql += ' FOR UPDATE'
+    cursor.execute(sql, (name,))
+    return list(cursor.fetchall())
