@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmail.mailserver developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: mail_user
+short_description: Manage a virtual mailbox and its password in the Postfix/Dovecot SQL schema
+version_added: "0.1.0"
+description:
+  - Adds, updates or removes a row of C(virtual_users) (the schema of the Linode guide
+    "Email with Postfix, Dovecot, and MySQL"). Dovecot authenticates against it and Postfix
+    delivers to it (C(virtual_mailbox_maps)).
+  - Idempotent for cleartext passwords: the given I(password) is verified against the stored
+    hash with passlib (like community.general's htpasswd) and the hash is only rewritten when
+    it does not match or when the stored scheme differs from I(password_scheme).
+  - Adopts existing data: bare C($6$) hashes made by MySQL/MariaDB C(ENCRYPT()) as in the guide
+    verify, and re-declaring the same password reports no change.
+  - "Host requirements: PyMySQL, passlib and idna on the managed host. On Python 3.13 (Debian 13),
+    which has no C(crypt) module, install C(python3-crypt-r) so passlib hashes with the C library
+    (about 1-2 ms per SHA512-CRYPT hash instead of passlib's pure-Python fallback); see
+    C(docs/modules.md), section Host requirements. C(BLF-CRYPT) also wants C(python3-bcrypt)."
+options:
+  email:
+    description:
+      - The mailbox address. Normalized as described for I(lowercase_local_part); the domain part is
+        lowercased and converted to its A-label (punycode) with C(idna).
+      - The local part must be an ASCII RFC 5322 dot-atom of at most 64 octets; the whole address must
+        fit the C(email) column (100 characters in the guide schema).
+      - The domain must already exist (see M(vmail.mailserver.mail_domain)); otherwise the module fails
+        and names the domain.
+    type: str
+    required: true
+    aliases: [ name, user ]
+  password:
+    description:
+      - Cleartext password, hashed on the managed host with I(password_scheme). Never logged.
+      - Must not be empty. Mutually exclusive with I(password_hash).
+      - Required to create a mailbox unless I(password_hash) is given.
+    type: str
+  password_hash:
+    description:
+      - A ready hash stored as is, for example from C(doveadm pw -s SHA512-CRYPT). Never logged.
+      - Accepted forms are a bare crypt string (C($6$), C($5$), C($2y$)) or a Dovecot
+        C({SCHEME}) prefixed value; it must fit the C(password) column (106 characters in the guide schema).
+      - Idempotence compares the string exactly.
+    type: str
+  update_password:
+    description:
+      - C(always) makes the stored password match I(password)/I(password_hash) on every run.
+      - C(on_create) sets it only when the mailbox is created and never changes an existing password.
+    type: str
+    choices: [ always, on_create ]
+    default: always
+  password_scheme:
+    description:
+      - Dovecot password scheme used to hash I(password)
+        (U(https://doc.dovecot.org/main/core/config/auth/schemes.html)).
+      - C(SHA512-CRYPT) is stored as a bare C($6$...) crypt string of 106 characters (5000 rounds, the crypt(3)
+        default), exactly what the guide's C(ENCRYPT()) produces; Dovecot needs
+        C(default_pass_scheme = SHA512-CRYPT) for such rows.
+      - C(SHA256-CRYPT) (5000 rounds) and C(BLF-CRYPT) (bcrypt, cost 12, about 250 ms per hash by design)
+        are stored with Dovecot's C({SCHEME}) prefix.
+      - When the stored hash uses another scheme but I(password) matches it, the hash is rewritten
+        with this scheme and the module reports C(changed) and RV(password_changed=true).
+    type: str
+    choices: [ SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT ]
+    default: SHA512-CRYPT
+  state:
+    description:
+      - C(present) creates or updates the mailbox, C(absent) removes its row.
+      - Removing a mailbox does not touch mail on disk, nor aliases that point to it (a warning lists them).
+    type: str
+    choices: [ present, absent ]
+    default: present
+extends_documentation_fragment:
+  - vmail.mailserver.vmail_db
+  - vmail.mailserver.vmail_db.address
+author:
+  - vmail.mailserver developers
+seealso:
+  - module: vmail.mailserver.mail_domain
+  - module: vmail.mailserver.mail_alias
+  - name: Dovecot password schemes
+    description: Stored password formats understood by Dovecot.
+    link: https://doc.dovecot.org/main/core/config/auth/schemes.html
+'''
+
+EXAMPLES = r'''
+- name: Create a mailbox (password verified, not rehashed, on later runs)
+  vmail.mailserver.mail_user:
+    email: alice@example.com
+    password: "{{ vault_alice_password }}"
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Set the password only when the mailbox is created; users change it later themselves
+  vmail.mailserver.mail_user:
+    email: bob@example.com
+    password: "{{ initial_password }}"
+    update_password: on_create
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Store a ready hash made with doveadm pw -s BLF-CRYPT
+  vmail.mailserver.mail_user:
+    email: carol@example.com
+    password_hash: "{BLF-CRYPT}$2y$12$Ah5Wn9D6bQ0Qm8nC3dWJ8uQ0VwP1Yh5pFqXn6dBi1I8hU2wT6cR3y"
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Remove a mailbox (mail on disk stays)
+  vmail.mailserver.mail_user:
+    email: dave@example.com
+    state: absent
+    config_file: /etc/vmail/mailsql-admin.cnf
+'''
+
+RETURN = r'''
+email:
+  description: The normalized address.
+  returned: always
+  type: str
+  sample: alice@example.com
+password_changed:
+  description: Whether the stored password was (or, in check mode, would be) written or rewritten.
+  returned: always
+  type: bool
+  sample: false
+password_scheme:
+  description: Scheme of the stored password after the run (null when the mailbox does not exist or the scheme is unknown).
+  returned: always
+  type: str
+  sample: SHA512-CRYPT
+diff:
+  description:
+    - Before and after state of the mailbox, when run with C(--diff). The password is never shown,
+      only C((hidden)), its scheme, and C(password_changed).
+  returned: when diff mode is on
+  type: dict
+  sample: {"before": {}, "after": {"email": "alice@example.com", "domain": "example.com",
+           "password": "(hidden)", "password_scheme": "SHA512-CRYPT", "password_changed": true}}
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import (
+    VmailDbError, connect, find_domain, run_transaction, vmail_db_argument_spec)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
+    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, domain_of, normalize_address)
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_planner import (
+    CREATE, DELETE, HIDDEN, UPDATE, plan_record)
+
+
+def main():
+    argument_spec = vmail_db_argument_spec()
+    argument_spec.update(
+        email=dict(type='str', required=True, aliases=['name', 'user']),
+        password=dict(type='str', no_log=True),
+        password_hash=dict(type='str', no_log=True),
+        update_password=dict(type='str', default='always', choices=['always', 'on_create'], no_log=False),
+        password_scheme=dict(type='str', default=hashing.DEFAULT_SCHEME, choices=list(hashing.SCHEMES), no_log=False),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        lowercase_local_part=dict(type='bool', default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('password', 'password_hash')])
+    if not HAS_IDNA:
+        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
+    if not hashing.HAS_PASSLIB:
+        module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
+                         exception=hashing.PASSLIB_IMPORT_ERROR)
+    p = module.params
+    state, scheme = p['state'], p['password_scheme']
+    password, password_hash = p['password'], p['password_hash']
+    try:
+        email = normalize_address(p['email'], lowercase_local_part=p['lowercase_local_part'])
+        if password is not None:
+            hashing.check_password(password)
+        if password_hash is not None:
+            hashing.check_hash(password_hash)
+    except (AddressError, hashing.HashingError) as exc:
+        module.fail_json(msg=str(exc))
+    domain = domain_of(email)
+
+    def view(row, password_changed=None):
+        if row is None:
+            return None
+        out = dict(email=row['email'], domain=domain_of(row['email']), password=HIDDEN,
+                   password_scheme=hashing.identify(row['password']))
+        if password_changed is not None:
+            out['password_changed'] = password_changed
+        return out
+
+    def work(cursor, widths):
+        normalize_address(email, max_length=widths[('virtual_users', 'email')])
+        pw_width = widths[('virtual_users', 'password')]
+        if password_hash is not None:
+            hashing.check_hash(password_hash, max_length=pw_width)
+        cursor.execute('SELECT id, domain_id, email, password FROM virtual_users WHERE email = %s FOR UPDATE', (email,))
+        row = cursor.fetchone()
+        result = dict(changed=False, email=email, password_changed=False,
+                      password_scheme=hashing.identify(row['password']) if row else None)
+        if state == 'absent':
+            change = plan_record(email, view(row), {}, 'absent')
+            if change.action == DELETE:
+                cursor.execute('SELECT source FROM virtual_aliases WHERE destination = %s', (email,))
+                sources = sorted(set(r['source'] for r in cursor.fetchall()))
+                if sources:
+                    module.warn('aliases still deliver to %s: %s' % (email, ', '.join(sources)))
+                if not module.check_mode:
+                    cursor.execute('DELETE FROM virtual_users WHERE id = %s', (row['id'],))
+                result.update(password_scheme=None)
+        else:
+            domains = find_domain(cursor, domain, lock=True)
+            if not domains:
+                raise VmailDbError('domain %s of %s does not exist in virtual_domains; create it first with '
+                                   'vmail.mailserver.mail_domain' % (domain, email))
+            domain_id = domains[0]['id']
+            new_hash = None
+            password_changed = False
+            if row is None:
+                if password is None and password_hash is None:
+                    raise VmailDbError('mailbox %s does not exist; password or password_hash is required to create it'
+                                       % email)
+                password_changed, new_hash = True, password_hash
+            elif p['update_password'] == 'always':
+                if password_hash is not None:
+                    if row['password'] != password_hash:
+                        password_changed, new_hash = True, password_hash
+                elif password is not None:
+                    # verify first (like community.general.htpasswd): never rehash a matching password
+                    stored_scheme = hashing.identify(row['password'])
+                    if stored_scheme != scheme or not hashing.verify_password(password, row['password']):
+                        password_changed = True
+            if password_changed and new_hash is None and not module.check_mode:
+                new_hash = hashing.hash_password(password, scheme)
+                if len(new_hash) > pw_width:
+                    raise VmailDbError('the %s hash is %d characters long but the password column holds only %d; '
+                                       'choose another password_scheme or widen the column'
+                                       % (scheme, len(new_hash), pw_width))
+            current = view(row)
+            if current is not None:
+                current['domain_id'] = row['domain_id']
+            desired = dict(email=email, domain=domain, password=HIDDEN, domain_id=domain_id,
+                           password_scheme=(hashing.identify(new_hash) if new_hash else
+                                            (scheme if password_changed else None)))
+            change = plan_record(email, current, desired, 'present',
+                                 force_fields=['password'] if password_changed else None)
+            change.after.pop('domain_id', None)
+            change.before.pop('domain_id', None)
+            change.after['password_changed'] = password_changed
+            if change.before:
+                change.before['password_changed'] = False
+            if not module.check_mode:
+                if change.action == CREATE:
+                    cursor.execute('INSERT INTO virtual_users (domain_id, password, email) VALUES (%s, %s, %s)',
+                                   (domain_id, new_hash, email))
+                elif change.action == UPDATE:
+                    cursor.execute('UPDATE virtual_users SET domain_id = %s, email = %s, password = %s WHERE id = %s',
+                                   (domain_id, email, new_hash if password_changed else row['password'], row['id']))
+            result.update(password_changed=password_changed,
+                          password_scheme=change.after.get('password_scheme'))
+        result['changed'] = change.changed
+        if module._diff:
+            result['diff'] = change.diff()
+        return result
+
+    conn = connect(module)
+    result = run_transaction(module, conn, work)
+    conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
