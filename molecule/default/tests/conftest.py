@@ -7,10 +7,13 @@ through testinfra's ``host`` fixture.
 """
 
 import imaplib
+import os
+import pathlib
 import poplib
 import smtplib
 import socket
 import ssl
+import subprocess
 import time
 import uuid
 from email.message import EmailMessage
@@ -130,3 +133,35 @@ def port_open(port, timeout=3):
 @pytest.fixture(scope="module")
 def mail(host):
     return MailServer(host)
+
+
+PROJECT_DIR = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
+
+
+def molecule_inventory():
+    """The inventory Molecule generated for this scenario (group_vars linked in)."""
+    ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    if not ephemeral:
+        pytest.skip("not running under Molecule (MOLECULE_EPHEMERAL_DIRECTORY unset)")
+    return str(pathlib.Path(ephemeral) / "inventory")
+
+
+def run_playbook(host, playbook, *args, timeout=900):
+    """Run a playbook of this collection against this platform only; return CompletedProcess."""
+    env = dict(os.environ)
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/.cache/collections:{env.get('HOME', '/root')}/.ansible/collections"
+    env["ANSIBLE_CONFIG"] = str(PROJECT_DIR / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    cmd = ["ansible-playbook", "-i", molecule_inventory(), str(PROJECT_DIR / "playbooks" / playbook),
+           "--limit", host.backend.get_hostname(), *args]
+    return subprocess.run(cmd, cwd=str(PROJECT_DIR), env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def recap_counts(output, hostname):
+    """Parse ``PLAY RECAP`` counters (ok, changed, failed, ...) for *hostname*."""
+    for line in output.splitlines():
+        if line.startswith(hostname) and "changed=" in line:
+            return {k: int(v) for k, v in (f.split("=") for f in line.split()[2:] if "=" in f)}
+    raise AssertionError(f"no PLAY RECAP line for {hostname} in output:\n{output[-3000:]}")
