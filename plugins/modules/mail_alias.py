@@ -13,7 +13,7 @@ short_description: Manage virtual alias rows (forwardings) in the Postfix/Doveco
 version_added: "0.1.0"
 description:
   - Adds or removes rows of C(virtual_aliases) (the schema of the Linode guide "Email with Postfix,
-    Dovecot, and MySQL"), which Postfix reads as C(virtual_alias_maps): one row per source/destination pair.
+    Dovecot, and MySQL"), which Postfix reads as C(virtual_alias_maps), one row per source/destination pair.
   - The guide schema has no unique index on the alias table; this module never creates a duplicate pair
     and serializes concurrent writers with a database lock.
 options:

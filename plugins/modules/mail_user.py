@@ -18,7 +18,7 @@ description:
   - Idempotent for cleartext passwords: the given I(password) is verified against the stored
     hash with passlib (like community.general's htpasswd) and the hash is only rewritten when
     it does not match or when the stored scheme differs from I(password_scheme).
-  - Adopts existing data: bare C($6$) hashes made by MySQL/MariaDB C(ENCRYPT()) as in the guide
+  - Adopts existing data, that is bare C($6$) hashes made by MySQL/MariaDB C(ENCRYPT()) as in the guide
     verify, and re-declaring the same password reports no change.
   - "Host requirements: PyMySQL, passlib and idna on the managed host. On Python 3.13 (Debian 13),
     which has no C(crypt) module, install C(python3-crypt-r) so passlib hashes with the C library
