@@ -10,9 +10,7 @@ import poplib
 import smtplib
 
 import pytest
-
-from conftest import make_message, port_open
-
+from vmailtest import make_message, port_open
 
 # --- Inbound SMTP on port 25 -------------------------------------------------
 
@@ -107,7 +105,7 @@ def test_plain_imap_pop3_closed_by_default(mail, port):
 
 @pytest.mark.parametrize("port", [587, 465])
 def test_submission_relays_for_authenticated_user(mail, port):
-    token, msg = make_message("alice@example.com", "friend@outside.example.org")
+    _token, msg = make_message("alice@example.com", "friend@outside.example.org")
     with mail.submission("alice@example.com", port) as smtp:
         refused = smtp.send_message(msg)
     assert refused == {}

@@ -11,8 +11,7 @@ import threading
 import time
 
 import pytest
-
-from conftest import make_message, recap_counts, run_playbook
+from vmailtest import make_message, recap_counts, run_playbook
 
 SERVICES = ("postfix", "dovecot", "mariadb")
 

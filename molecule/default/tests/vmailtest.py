@@ -1,0 +1,163 @@
+"""Shared helpers for the Molecule verifiers (testinfra); conftest.py makes the fixtures.
+
+The tests talk to the mail server the way a remote client does: from the test
+host to 127.0.0.1:<published port> (docs/design.md), so the server sees a
+client outside ``mynetworks``. Inside checks (Maildir contents, postmap) go
+through testinfra's ``host`` fixture.
+"""
+
+import imaplib
+import os
+import pathlib
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+# Published port = base + service port (see molecule.yml and docs/design.md).
+PORT_BASE = {"vmail-debian12": 12000, "vmail-debian13": 13000, "vmail-demo": 10000,
+             "adopt-debian12": 14000, "adopt-debian13": 15000}
+TIMEOUT = 30  # seconds for any network operation
+
+
+class MailServer:
+    """Client-side view of one Molecule platform."""
+
+    def __init__(self, host):
+        self.host = host
+        self.name = host.backend.get_hostname()
+        self.base = PORT_BASE[self.name]
+        self.vars = host.ansible.get_variables()
+        self.hostname = self.vars.get("postfix_myhostname", "mail.example.com")
+        cert = host.file("/etc/vmail/tls/mail.crt")
+        self._cert_pem = cert.content_string if cert.exists else None
+
+    def port(self, service_port):
+        return self.base + service_port
+
+    def password(self, email):
+        for user in self.vars["mailsql_users"]:
+            if user["email"] == email:
+                return user["password"]
+        raise KeyError(email)
+
+    def tls_context(self):
+        """A verifying client context that trusts the server's own certificate."""
+        ctx = ssl.create_default_context()
+        if self._cert_pem:
+            ctx.load_verify_locations(cadata=self._cert_pem)
+        return ctx
+
+    # --- SMTP -----------------------------------------------------------
+    def smtp(self, service_port=25):
+        conn = smtplib.SMTP("127.0.0.1", self.port(service_port), local_hostname="client.example.org",
+                            timeout=TIMEOUT)
+        conn.ehlo()
+        return conn
+
+    def submission(self, email, service_port=587):
+        """Authenticated session on 587 (STARTTLS) or 465 (implicit TLS)."""
+        if service_port == 465:
+            conn = smtplib.SMTP_SSL("127.0.0.1", self.port(465), local_hostname="client.example.org",
+                                    timeout=TIMEOUT, context=self._sni_context())
+            conn.ehlo()
+        else:
+            conn = self.smtp(service_port)
+            conn.starttls(context=self._sni_context())
+            conn.ehlo()
+        conn.login(email, self.password(email))
+        return conn
+
+    def _sni_context(self):
+        # We connect to 127.0.0.1 while the certificate names the mail host, and
+        # smtplib/imaplib/poplib pass the connect address as server name: verify
+        # the chain against the server's own certificate, not the name.
+        ctx = self.tls_context()
+        ctx.check_hostname = False
+        return ctx
+
+    # --- IMAP / POP3 ----------------------------------------------------
+    def imaps(self):
+        return imaplib.IMAP4_SSL("127.0.0.1", self.port(993), ssl_context=self._sni_context(),
+                                 timeout=TIMEOUT)
+
+    def pop3s(self):
+        return poplib.POP3_SSL("127.0.0.1", self.port(995), context=self._sni_context(), timeout=TIMEOUT)
+
+    # --- Maildir --------------------------------------------------------
+    def maildir_grep(self, email, token, folder=""):
+        local, domain = email.split("@")
+        path = f"/var/mail/vhosts/{domain}/{local}"
+        sub = f"/.{folder}" if folder else ""
+        cmd = host_grep_cmd(f"{path}{sub}", token)
+        return self.host.run(cmd)
+
+    def wait_delivered(self, email, token, timeout=40):
+        """Poll until a message with *token* is in *email*'s Maildir; return True/False."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.maildir_grep(email, token).rc == 0:
+                return True
+            time.sleep(1)
+        return False
+
+
+def host_grep_cmd(path, token):
+    return f"grep -rlF -- '{token}' {path}/new {path}/cur"
+
+
+def make_message(sender, recipient, subject=None):
+    token = f"vmail-test-{uuid.uuid4().hex}"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject or token
+    msg["Message-ID"] = f"<{token}@client.example.org>"
+    msg.set_content(f"Test message {token}\n")
+    return token, msg
+
+
+def port_open(port, timeout=3):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+PROJECT_DIR = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
+
+
+def molecule_inventory():
+    """The inventory Molecule generated for this scenario (group_vars linked in)."""
+    ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    if not ephemeral:
+        pytest.skip("not running under Molecule (MOLECULE_EPHEMERAL_DIRECTORY unset)")
+    return str(pathlib.Path(ephemeral) / "inventory")
+
+
+def run_playbook(host, playbook, *args, timeout=900):
+    """Run a playbook of this collection against this platform only; return CompletedProcess."""
+    env = dict(os.environ)
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/.cache/collections:{env.get('HOME', '/root')}/.ansible/collections"
+    env["ANSIBLE_CONFIG"] = str(PROJECT_DIR / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    cmd = ["ansible-playbook", "-i", molecule_inventory(), str(PROJECT_DIR / "playbooks" / playbook),
+           "--limit", host.backend.get_hostname(), *args]
+    return subprocess.run(cmd, cwd=str(PROJECT_DIR), env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def recap_counts(output, hostname):
+    """Parse ``PLAY RECAP`` counters (ok, changed, failed, ...) for *hostname*."""
+    for line in output.splitlines():
+        if line.startswith(hostname) and "changed=" in line:
+            return {k: int(v) for k, v in (f.split("=") for f in line.split()[2:] if "=" in f)}
+    raise AssertionError(f"no PLAY RECAP line for {hostname} in output:\n{output[-3000:]}")
