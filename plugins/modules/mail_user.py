@@ -15,7 +15,7 @@ description:
   - Adds, updates or removes a row of C(virtual_users) (the schema of the Linode guide
     "Email with Postfix, Dovecot, and MySQL"). Dovecot authenticates against it and Postfix
     delivers to it (C(virtual_mailbox_maps)).
-  - Idempotent for cleartext passwords: the given I(password) is verified against the stored
+  - Idempotent for cleartext passwords. The given I(password) is verified against the stored
     hash with passlib (like community.general's htpasswd) and the hash is only rewritten when
     it does not match or when the stored scheme differs from I(password_scheme).
   - Adopts existing data, that is bare C($6$) hashes made by MySQL/MariaDB C(ENCRYPT()) as in the guide
