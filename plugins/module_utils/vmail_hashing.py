@@ -166,7 +166,7 @@ def check_hash(stored, max_length=None):
     if not isinstance(stored, str) or not stored:
         raise HashingError('password_hash must not be empty')
     scheme = identify(stored)
-    if scheme is None:
+    if scheme is None or not split_scheme(stored)[1]:
         raise HashingError('password_hash is not a recognised hash: expected a crypt string ($6$, $5$, $2y$) '
                            'or a Dovecot {SCHEME}-prefixed value')
     if any(c.isspace() for c in stored):
