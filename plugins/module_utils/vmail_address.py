@@ -82,8 +82,6 @@ def normalize_domain(name, max_length=None):
         raise AddressError('domain name %r is %d octets long; RFC 1123 allows at most %d'
                            % (_shorten(name), len(value), MAX_DOMAIN_OCTETS))
     labels = value.split('.')
-    if len(labels) < 2:
-        raise AddressError('domain name %r must have at least two labels (for example example.com)' % _shorten(name))
     for label in labels:
         if len(label) > MAX_LABEL_OCTETS:
             raise AddressError('domain name %r has a label of %d octets; at most %d are allowed (RFC 1035)'
@@ -92,6 +90,8 @@ def normalize_domain(name, max_length=None):
             raise AddressError('domain name %r is not a valid host name: label %r may only contain letters, digits '
                                'and hyphens and must not start or end with a hyphen (RFC 1123)'
                                % (_shorten(name), _shorten(label)))
+    if len(labels) < 2:
+        raise AddressError('domain name %r must have at least two labels (for example example.com)' % _shorten(name))
     if labels[-1].isdigit():
         raise AddressError('domain name %r has an all-numeric top-level label' % _shorten(name))
     if HAS_IDNA and any(label.startswith('xn--') for label in labels):

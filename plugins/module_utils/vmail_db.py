@@ -233,7 +233,7 @@ def run_transaction(module, conn, work, retries=3):
                 time.sleep(0.05 * attempt)
                 continue
             module.fail_json(msg='Database error, nothing was changed: %s' % describe_error(exc))
-        except VmailDbError as exc:
+        except (VmailDbError, ValueError) as exc:  # AddressError and HashingError are ValueErrors
             _rollback(conn)
             module.fail_json(msg=str(exc))
         except BaseException:  # includes SystemExit from fail_json() inside work()
@@ -267,7 +267,8 @@ def read_only(module, conn, work):
     except pymysql.err.MySQLError as exc:
         _rollback(conn)
         module.fail_json(msg='Database error: %s' % describe_error(exc))
-    except VmailDbError as exc:
+    except (VmailDbError, ValueError) as exc:
+        _rollback(conn)
         module.fail_json(msg=str(exc))
     finally:
         cursor.close()
