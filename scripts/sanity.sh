@@ -32,9 +32,6 @@ PYEOF
 [ -n "$PIP_VER" ] || { echo "sanity: cannot find ansible-test's pip version" >&2; exit 2; }
 CACHE="$HOME/.ansible/test/cache/get_pip_${PIP_VER//./_}.py"
 mkdir -p "$(dirname "$CACHE")"
-if [ ! -f "$CACHE" ] || ! grep -q 'vmail.mailserver stand-in' "$CACHE"; then
-    [ ! -f "$CACHE" ] || grep -q 'vmail.mailserver stand-in' "$CACHE" || echo "sanity: keeping existing $CACHE" >&2
-fi
 if [ ! -f "$CACHE" ]; then
     cat > "$CACHE" <<'PYEOF'
 # vmail.mailserver stand-in for get-pip.py (offline): ensurepip, then pip install the given arguments.

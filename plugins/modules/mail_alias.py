@@ -51,7 +51,7 @@ extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_db.address
 author:
-  - vmail.mailserver developers
+  - vmail.mailserver developers (@vmail)
 seealso:
   - module: vmail.mailserver.mail_user
   - name: Postfix virtual(5)

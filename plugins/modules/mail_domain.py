@@ -46,7 +46,7 @@ options:
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
 author:
-  - vmail.mailserver developers
+  - vmail.mailserver developers (@vmail)
 seealso:
   - module: vmail.mailserver.mail_user
   - module: vmail.mailserver.mail_alias

@@ -32,7 +32,7 @@ attributes:
     support: full
     description: Read only.
 author:
-  - vmail.mailserver developers
+  - vmail.mailserver developers (@vmail)
 '''
 
 EXAMPLES = r'''

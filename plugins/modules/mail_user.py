@@ -81,7 +81,7 @@ extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_db.address
 author:
-  - vmail.mailserver developers
+  - vmail.mailserver developers (@vmail)
 seealso:
   - module: vmail.mailserver.mail_domain
   - module: vmail.mailserver.mail_alias

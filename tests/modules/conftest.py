@@ -140,7 +140,7 @@ def run_module(name, args, check=False, diff=False, login=True):
         json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
     try:
         proc = subprocess.run([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), handle.name],
-                              env=env, capture_output=True, text=True, timeout=120)
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
     finally:
         os.unlink(handle.name)
     assert 'Traceback' not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
@@ -165,5 +165,5 @@ def ansible_adhoc(module, args, check=False, diff=False, verbosity=0):
         cmd.append('-' + 'v' * verbosity)
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='False', ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
                ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     return proc.returncode, proc.stdout + proc.stderr
