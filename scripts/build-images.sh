@@ -43,7 +43,7 @@ for suite in "${suites[@]}"; do
   dir=$(mktemp -d "/var/tmp/vmail-rootfs-$suite.XXXXXX")
   echo "building $image from $suite ($mirror) in $dir"
   # debootstrap needs the trixie keyring; debian-archive-keyring on bookworm has it.
-  debootstrap --variant=minbase --include=python3,systemd,systemd-sysv,iproute2,ca-certificates \
+  debootstrap --variant=minbase --include=python3,systemd,systemd-sysv,iproute2,ca-certificates,sudo \
     "$suite" "$dir" "$mirror" >"$dir.log" 2>&1 || { tail -n 30 "$dir.log" >&2; exit 1; }
   # Same mirror inside the image, security updates included.
   printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$suite" "$mirror" "$suite" >"$dir/etc/apt/sources.list"
