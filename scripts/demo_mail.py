@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Send a message through the demo server's submission port and fetch it over IMAPS.
 
 Usage: demo_mail.py --port-base 10000 --user demo@example.com --cafile mail.crt
@@ -64,7 +63,7 @@ def main():
             typ, data = imap.search(None, "SUBJECT", token)
             if typ == "OK" and data[0].split():
                 num = data[0].split()[-1]
-                _, fetched = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                _typ, fetched = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
                 subject = fetched[0][1].decode().strip()
                 print(f"fetched  {subject!r} via IMAPS {args.host}:{args.port_base + 993}")
                 return 0

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render docs/variables.md from the roles' meta/argument_specs.yml.
 
 The argument specs are the single source of truth for role variables; this
@@ -6,8 +5,8 @@ script turns them into Markdown tables so the README's variable reference can
 never drift from what the roles accept.
 
 Usage:
-  scripts/gen-vars-doc.py           write docs/variables.md
-  scripts/gen-vars-doc.py --check   exit 1 when docs/variables.md is out of date
+  python scripts/gen-vars-doc.py           write docs/variables.md
+  python scripts/gen-vars-doc.py --check   exit 1 when docs/variables.md is out of date
 """
 
 import argparse
@@ -81,7 +80,7 @@ def main():
     text = render()
     if args.check:
         if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is out of date: run scripts/gen-vars-doc.py", file=sys.stderr)
+            print(f"{OUT.relative_to(ROOT)} is out of date: run python scripts/gen-vars-doc.py", file=sys.stderr)
             return 1
         print(f"{OUT.relative_to(ROOT)} is current")
         return 0

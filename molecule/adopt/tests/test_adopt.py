@@ -42,7 +42,7 @@ def test_schema_version_recorded(host):
 def test_every_guide_account_still_logs_in(mail, email):
     imap = mail.imaps()
     try:
-        typ, _ = imap.login(email, GUIDE_ACCOUNTS[email])
+        typ, _data = imap.login(email, GUIDE_ACCOUNTS[email])
         assert typ == "OK"
     finally:
         imap.logout()

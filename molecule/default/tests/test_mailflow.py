@@ -14,6 +14,7 @@ from vmailtest import make_message, port_open
 
 # --- Inbound SMTP on port 25 -------------------------------------------------
 
+
 def test_smtp_delivers_to_mailbox(mail):
     token, msg = make_message("sender@outside.example.org", "alice@example.com")
     with mail.smtp(25) as smtp:
@@ -80,12 +81,13 @@ def test_no_relay_after_starttls_without_auth(mail):
 
 # --- AUTH only over TLS --------------------------------------------------------
 
+
 @pytest.mark.parametrize("port", [25, 587])
 def test_no_auth_offered_before_starttls(mail, port):
     with mail.smtp(port) as smtp:
         assert smtp.has_extn("starttls")
         assert not smtp.has_extn("auth"), f"AUTH offered in plaintext on {port}"
-        code, _ = smtp.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHdyb25n")
+        code, _reply = smtp.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHdyb25n")
         assert code >= 500
 
 
@@ -102,6 +104,7 @@ def test_plain_imap_pop3_closed_by_default(mail, port):
 
 
 # --- Submission ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("port", [587, 465])
 def test_submission_relays_for_authenticated_user(mail, port):
@@ -160,6 +163,7 @@ def test_wrong_password_fails_on_submission(mail):
 
 # --- IMAPS / POP3S ------------------------------------------------------------
 
+
 def test_imaps_fetches_delivered_message(mail):
     token, msg = make_message("sender@outside.example.org", "bob@example.com")
     with mail.smtp(25) as smtp:
@@ -168,7 +172,7 @@ def test_imaps_fetches_delivered_message(mail):
     imap = mail.imaps()
     try:
         imap.login("bob@example.com", mail.password("bob@example.com"))
-        typ, _ = imap.select("INBOX", readonly=True)
+        typ, _data = imap.select("INBOX", readonly=True)
         assert typ == "OK"
         typ, data = imap.search(None, "SUBJECT", token)
         assert typ == "OK" and data[0].split(), "message not found over IMAPS"
@@ -217,11 +221,11 @@ def test_pop3s_fetches_message(mail):
     try:
         pop.user("carol@example.net")
         pop.pass_(mail.password("carol@example.net"))
-        count, _ = pop.stat()
+        count, _size = pop.stat()
         assert count >= 1
         found = False
         for i in range(count, 0, -1):
-            _, lines, _ = pop.top(i, 0)
+            _resp, lines, _octets = pop.top(i, 0)
             if any(token.encode() in line for line in lines):
                 found = True
                 break
@@ -239,6 +243,7 @@ def test_pop3s_wrong_password_fails(mail):
 
 
 # --- The guide's own checks ---------------------------------------------------
+
 
 @pytest.mark.parametrize("mapfile,key,expected", [
     ("mysql-virtual-mailbox-domains.cf", "example.com", "1"),

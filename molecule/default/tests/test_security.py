@@ -25,6 +25,7 @@ TLS_PORTS = [  # (service port, STARTTLS protocol for testssl.sh or None for imp
 
 # --- TLS --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("port,starttls", TLS_PORTS)
 def test_testssl_finds_nothing_high_or_critical(mail, port, starttls, tmp_path):
     """testssl.sh (Debian package) scans every TLS port; any HIGH/CRITICAL finding fails.
@@ -57,6 +58,7 @@ def test_testssl_finds_nothing_high_or_critical(mail, port, starttls, tmp_path):
 
 # --- AUTH -------------------------------------------------------------------
 
+
 def test_dovecot_delays_failed_logins(mail):
     """Dovecot's auth failure delay is on: a wrong password costs >= 1 s."""
     imap = mail.imaps()
@@ -74,6 +76,7 @@ def test_dovecot_delays_failed_logins(mail):
 
 
 # --- Least privilege ----------------------------------------------------------
+
 
 def _mysql(host, user, password, sql):
     # The password goes through the environment, not the command line (process list).
@@ -127,6 +130,7 @@ def test_generated_passwords_have_128_bits(host):
 
 
 # --- Secrets at rest ------------------------------------------------------------
+
 
 def _all_secrets(host, mail):
     secrets = [_secret(host, "lookup"), _secret(host, "admin")]

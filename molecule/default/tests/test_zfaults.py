@@ -72,14 +72,16 @@ def _send_with_retry(mail, msg, deadline):
                 refused = smtp.send_message(msg)
                 if not refused:
                     return True
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, OSError):
-            pass
+        except smtplib.SMTPRecipientsRefused as exc:
+            if any(code >= 500 for code, _msg in exc.recipients.values()):
+                raise
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code >= 500:
                 raise
-        except smtplib.SMTPRecipientsRefused as exc:
-            if any(code >= 500 for code, _ in exc.recipients.values()):
-                raise
+        except OSError:
+            # connection refused or dropped while the service restarts; smtplib's
+            # other errors (SMTPServerDisconnected, ...) are OSError subclasses too
+            pass
         time.sleep(1)
     return False
 
