@@ -11,7 +11,7 @@ root=$(pwd)
 venv="${VENV:-.venv}"
 
 need_pkgs=()
-for pkg in docker.io debootstrap mariadb-server mariadb-client testssl.sh openssl git rsync python3-venv; do
+for pkg in docker.io debootstrap mariadb-server mariadb-client testssl.sh shellcheck openssl git rsync python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 # The docker engine may come from docker-ce instead of docker.io.

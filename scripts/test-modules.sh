@@ -32,6 +32,7 @@ USER_OPT=()
 [ "$(id -u)" -ne 0 ] || USER_OPT=(--user=root)
 PID=""
 
+# shellcheck disable=SC2317  # invoked through trap
 cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         if [ -z "${KEEP_DB:-}" ]; then

@@ -5,7 +5,7 @@
 # on Debian 12 and 13.
 # VMAIL_TEST_STAGES="sanity modules lint molecule adopt" selects stages.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 venv="${VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$PWD/.cache/collections:${HOME}/.ansible/collections"

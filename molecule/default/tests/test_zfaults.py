@@ -20,7 +20,7 @@ def _ensure_running(host):
     for svc in SERVICES:
         host.run("systemctl start %s", svc)
     for svc in SERVICES:
-        for _ in range(30):
+        for _attempt in range(30):
             if host.service(svc).is_running:
                 break
             time.sleep(1)
@@ -89,7 +89,7 @@ def _send_with_retry(mail, msg, deadline):
 @pytest.mark.parametrize("service", SERVICES)
 def test_restart_during_batch_loses_nothing(host, mail, service):
     _ensure_running(host)
-    batch = [make_message("sender@outside.example.org", "bob@example.com") for _ in range(12)]
+    batch = [make_message("sender@outside.example.org", "bob@example.com") for _i in range(12)]
     accepted = []
 
     def sender():
