@@ -10,7 +10,9 @@ Usage:
 """
 
 import argparse
+import json
 import pathlib
+import re
 import sys
 
 import yaml
@@ -20,13 +22,17 @@ OUT = ROOT / "docs" / "variables.md"
 ROLES = ("mailsql", "postfix", "dovecot")
 
 
+MARKUP = re.compile(r"\b[COVIPE]\(([^()]*)\)")  # ansible-doc markup: C(code), O(option), V(value), ...
+
+
 def cell(value):
-    """Format one table cell: one line, pipes escaped."""
+    """Format one table cell: one line, ansible-doc markup as Markdown code, pipes escaped."""
     if value is None:
         return ""
     if isinstance(value, list):
         value = " ".join(str(v) for v in value)
     text = " ".join(str(value).split())
+    text = MARKUP.sub(lambda m: f"`{m.group(1)}`", text)
     return text.replace("|", "\\|")
 
 
@@ -36,7 +42,7 @@ def default_text(spec):
     value = spec["default"]
     if isinstance(value, str):
         return f"`{value}`" if value else '`""`'
-    return f"`{yaml.safe_dump(value, default_flow_style=True).strip()}`".replace("\n", " ")
+    return f"`{json.dumps(value)}`"
 
 
 def render():

@@ -10,7 +10,7 @@ import poplib
 import smtplib
 
 import pytest
-from vmailtest import make_message, port_open
+from vmailtest import banner, make_message
 
 # --- Inbound SMTP on port 25 -------------------------------------------------
 
@@ -99,8 +99,10 @@ def test_auth_offered_after_starttls_on_submission(mail):
 
 
 @pytest.mark.parametrize("port", [143, 110])
-def test_plain_imap_pop3_closed_by_default(mail, port):
-    assert not port_open(mail.port(port)), f"plain port {port} is open"
+def test_plain_imap_pop3_closed_by_default(host, mail, port):
+    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")]
+    assert not listening, f"plain port {port} is listening: {listening}"
+    assert banner(mail.port(port)) is None, f"plain port {port} answers from outside"
 
 
 # --- Submission ---------------------------------------------------------------

@@ -123,12 +123,20 @@ def make_message(sender, recipient, subject=None):
     return token, msg
 
 
-def port_open(port, timeout=3):
+def banner(port, timeout=5):
+    """The first bytes a server sends on 127.0.0.1:*port*, or None when nothing answers.
+
+    Docker's proxy accepts connections on every published port even when nothing
+    listens inside the container, so "the TCP connect worked" proves nothing;
+    a greeting does.
+    """
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            data = sock.recv(200)
+            return data or None
     except OSError:
-        return False
+        return None
 
 
 PROJECT_DIR = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
