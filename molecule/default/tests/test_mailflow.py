@@ -72,7 +72,7 @@ def test_no_relay_without_auth(mail, sender):
 
 def test_no_relay_after_starttls_without_auth(mail):
     with mail.smtp(25) as smtp:
-        smtp.starttls(context=mail._sni_context())
+        smtp.starttls(context=mail.client_context())
         smtp.ehlo()
         smtp.mail("sender@outside.example.org")
         code, reply = smtp.rcpt("victim@outside.example.org")
@@ -93,7 +93,7 @@ def test_no_auth_offered_before_starttls(mail, port):
 
 def test_auth_offered_after_starttls_on_submission(mail):
     with mail.smtp(587) as smtp:
-        smtp.starttls(context=mail._sni_context())
+        smtp.starttls(context=mail.client_context())
         smtp.ehlo()
         assert smtp.has_extn("auth")
 
@@ -127,11 +127,11 @@ def test_submission_delivers_locally(mail, port):
 @pytest.mark.parametrize("port", [587, 465])
 def test_submission_requires_auth(mail, port):
     if port == 465:
-        smtp = smtplib.SMTP_SSL("127.0.0.1", mail.port(465), context=mail._sni_context(), timeout=30)
+        smtp = smtplib.SMTP_SSL("127.0.0.1", mail.port(465), context=mail.client_context(), timeout=30)
         smtp.ehlo()
     else:
         smtp = mail.smtp(587)
-        smtp.starttls(context=mail._sni_context())
+        smtp.starttls(context=mail.client_context())
         smtp.ehlo()
     with smtp:
         smtp.mail("alice@example.com")
@@ -157,7 +157,7 @@ def test_authenticated_user_may_send_as_own_alias(mail):
 
 def test_wrong_password_fails_on_submission(mail):
     with mail.smtp(587) as smtp:
-        smtp.starttls(context=mail._sni_context())
+        smtp.starttls(context=mail.client_context())
         smtp.ehlo()
         with pytest.raises(smtplib.SMTPAuthenticationError):
             smtp.login("alice@example.com", "not-the-password")

@@ -43,7 +43,7 @@ def test_database_down_defers_and_delivers_exactly_once(host, mail):
             code, reply = smtp.rcpt("alice@example.com")
         assert 400 <= code < 500, f"database down must give a temporary error, got {code} {reply!r}"
         # A message Postfix has already taken (local submission) must wait, not bounce.
-        res = host.run("printf '%s' | /usr/sbin/sendmail -i -f root@mail.example.com alice@example.com",
+        res = host.run("printf %%s %s | /usr/sbin/sendmail -i -f root@mail.example.com alice@example.com",
                        msg.as_string())
         assert res.rc == 0, res.stderr
         time.sleep(5)

@@ -35,8 +35,19 @@ class MailServer:
         self.base = PORT_BASE[self.name]
         self.vars = host.ansible.get_variables()
         self.hostname = self.vars.get("postfix_myhostname", "mail.example.com")
-        cert = host.file("/etc/vmail/tls/mail.crt")
-        self._cert_pem = cert.content_string if cert.exists else None
+        # Default scenario: a certificate from the scenario's test CA (prepare.yml)
+        # naming 127.0.0.1 too, so clients verify chain and name. Otherwise the
+        # roles' self-signed certificate: trusted as such, name not checked.
+        ca_file = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki" / "ca.crt"
+        if self.vars.get("postfix_tls_cert_file") and ca_file.exists():
+            self.ca_file = str(ca_file)
+            self._ca_pem = ca_file.read_text()
+            self._check_name = True
+        else:
+            cert = host.file("/etc/vmail/tls/mail.crt")
+            self.ca_file = None
+            self._ca_pem = cert.content_string if cert.exists else None
+            self._check_name = False
 
     def port(self, service_port):
         return self.base + service_port
@@ -47,11 +58,12 @@ class MailServer:
                 return user["password"]
         raise KeyError(email)
 
-    def tls_context(self):
-        """A verifying client context that trusts the server's own certificate."""
+    def client_context(self):
+        """A client TLS context that verifies the server like a careful mail client."""
         ctx = ssl.create_default_context()
-        if self._cert_pem:
-            ctx.load_verify_locations(cadata=self._cert_pem)
+        if self._ca_pem:
+            ctx.load_verify_locations(cadata=self._ca_pem)
+        ctx.check_hostname = self._check_name
         return ctx
 
     # --- SMTP -----------------------------------------------------------
@@ -65,30 +77,22 @@ class MailServer:
         """Authenticated session on 587 (STARTTLS) or 465 (implicit TLS)."""
         if service_port == 465:
             conn = smtplib.SMTP_SSL("127.0.0.1", self.port(465), local_hostname="client.example.org",
-                                    timeout=TIMEOUT, context=self._sni_context())
+                                    timeout=TIMEOUT, context=self.client_context())
             conn.ehlo()
         else:
             conn = self.smtp(service_port)
-            conn.starttls(context=self._sni_context())
+            conn.starttls(context=self.client_context())
             conn.ehlo()
         conn.login(email, self.password(email))
         return conn
 
-    def _sni_context(self):
-        # We connect to 127.0.0.1 while the certificate names the mail host, and
-        # smtplib/imaplib/poplib pass the connect address as server name: verify
-        # the chain against the server's own certificate, not the name.
-        ctx = self.tls_context()
-        ctx.check_hostname = False
-        return ctx
-
     # --- IMAP / POP3 ----------------------------------------------------
     def imaps(self):
-        return imaplib.IMAP4_SSL("127.0.0.1", self.port(993), ssl_context=self._sni_context(),
+        return imaplib.IMAP4_SSL("127.0.0.1", self.port(993), ssl_context=self.client_context(),
                                  timeout=TIMEOUT)
 
     def pop3s(self):
-        return poplib.POP3_SSL("127.0.0.1", self.port(995), context=self._sni_context(), timeout=TIMEOUT)
+        return poplib.POP3_SSL("127.0.0.1", self.port(995), context=self.client_context(), timeout=TIMEOUT)
 
     # --- Maildir --------------------------------------------------------
     def maildir_grep(self, email, token, folder=""):
@@ -151,13 +155,17 @@ def molecule_inventory():
 
 
 def run_playbook(host, playbook, *args, timeout=900):
-    """Run a playbook of this collection against this platform only; return CompletedProcess."""
+    """Run a playbook against this platform only; return the CompletedProcess.
+
+    *playbook* is a name in playbooks/ ("site.yml") or a path from the project root.
+    """
     env = dict(os.environ)
     env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/.cache/collections:{env.get('HOME', '/root')}/.ansible/collections"
     env["ANSIBLE_CONFIG"] = str(PROJECT_DIR / "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
-    cmd = ["ansible-playbook", "-i", molecule_inventory(), str(PROJECT_DIR / "playbooks" / playbook),
+    path = PROJECT_DIR / playbook if "/" in playbook else PROJECT_DIR / "playbooks" / playbook
+    cmd = ["ansible-playbook", "-i", molecule_inventory(), str(path),
            "--limit", host.backend.get_hostname(), *args]
     return subprocess.run(cmd, cwd=str(PROJECT_DIR), env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
