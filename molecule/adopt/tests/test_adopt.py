@@ -74,4 +74,15 @@ def test_guide_aliases_and_mailboxes_still_deliver(mail, recipient, mailbox):
 def test_old_lookup_password_no_longer_works(host):
     """The guide's well-known 'mailuserpass' is replaced by a generated one."""
     res = host.run("MYSQL_PWD=mailuserpass mariadb -h 127.0.0.1 -u mailuser -e 'SELECT 1'")
-    assert res.rc != 0
+    assert res.rc != 0 and "Access denied" in res.stderr, res.stderr
+    # MariaDB resolves 127.0.0.1 to localhost, so the login above is checked
+    # against 'mailuser'@'localhost'; the guide's own account is
+    # 'mailuser'@'127.0.0.1': compare every mailuser account's stored hash too.
+    rows = _sql(host, "SELECT host, authentication_string = PASSWORD('mailuserpass') "
+                      "FROM mysql.user WHERE user = 'mailuser' ORDER BY host").splitlines()
+    accounts = dict(row.split("\t") for row in rows)
+    assert "127.0.0.1" in accounts, rows
+    assert all(same == "0" for same in accounts.values()), rows
+    # ... and no Postfix/Dovecot file still carries it (the guide's map file was re-rendered).
+    res = host.run("grep -rl mailuserpass /etc/postfix /etc/dovecot /etc/vmail")
+    assert res.rc == 1, res.stdout + res.stderr
