@@ -1,16 +1,18 @@
-"""Bad role variables are refused (issue #4): a clear message, nothing changed.
+"""Bad role variables are refused and bad configuration never goes live (issue #4).
 
 One table of cases; each runs the Postfix or Dovecot role on the converged
 host with one bad variable and asserts (1) the play fails, (2) the message
-names the problem, (3) main.cf, master.cf, the Dovecot config and the SQL
-files are byte-for-byte unchanged, and (4) both services still run.
+names the problem; then (3) main.cf, master.cf, the Dovecot config and the SQL
+files are byte-for-byte unchanged, and (4) both services still run and still
+accept, deliver and serve mail.
 """
 
+import concurrent.futures
 import json
 
 import pytest
 
-from vmailtest import run_playbook
+from vmailtest import make_message, run_playbook
 
 WATCHED = [
     "/etc/postfix/main.cf",
@@ -50,30 +52,70 @@ CASES = [
     ("dovecot-weak-ciphers", ["dovecot"], {"dovecot_ssl_cipher_list": "ALL:aNULL:eNULL"}, "dovecot_ssl_cipher_list"),
     ("dovecot-unknown-setting", ["dovecot"], {"dovecot_extra_config": "no_such_dovecot_setting = yes\n"},
      "doveconf rejected"),
+    # values only Postfix itself can judge (staged postconf/postfix check/smtpd -S)
+    ("postfix-bad-value", ["postfix"], {"postfix_main_cf_extra": {"smtpd_tls_security_level": "bogus"}},
+     "Invalid TLS level \"bogus\""),
+    ("postfix-bad-size", ["postfix"], {"postfix_main_cf_extra": {"message_size_limit": "lots"}},
+     "message_size_limit"),
 ]
 
 
-@pytest.fixture(scope="module")
-def prepared(host):
-    """A key that matches no certificate, and a user squatting on uid 5999."""
-    assert host.run("test -f /root/other.key || openssl genrsa -out /root/other.key 2048").rc == 0
-    host.run("chmod 600 /root/other.key")
-    host.run("getent passwd squatter >/dev/null || useradd -u 5999 -M -s /usr/sbin/nologin squatter")
-    return True
+PARALLEL = 5  # ansible-playbook runs at once; each mostly waits on the container
 
 
 def _snapshot(host):
     return {path: host.run("sha256sum %s", path).stdout.split(" ")[0] for path in WATCHED}
 
 
-@pytest.mark.parametrize("case_id,roles,variables,message", CASES, ids=[c[0] for c in CASES])
-def test_bad_role_variable_is_refused(host, prepared, case_id, roles, variables, message):
+@pytest.fixture(scope="module")
+def refused(host):
+    """Run every case against this platform (PARALLEL at a time); keep each outcome.
+
+    Returns {"before": snapshot, "after": snapshot, "results": {case_id: (rc, output)}}.
+    The cases fail before anything is written, so running them side by side is safe;
+    the snapshot comparison afterwards would catch one that did write.
+    """
+    # A key that matches no certificate, and a user squatting on uid 5999.
+    assert host.run("test -f /root/other.key || openssl genrsa -out /root/other.key 2048").rc == 0
+    host.run("chmod 600 /root/other.key")
+    host.run("getent passwd squatter >/dev/null || useradd -u 5999 -M -s /usr/sbin/nologin squatter")
     before = _snapshot(host)
-    extra = dict(variables, vmail_test_roles=roles)
-    proc = run_playbook(host, "molecule/default/mail-roles.yml", "-e", json.dumps(extra))
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, f"{case_id}: the play did not fail\n{output[-3000:]}"
+
+    def run(case):
+        case_id, roles, variables, _message = case
+        extra = dict(variables, vmail_test_roles=roles)
+        proc = run_playbook(host, "molecule/default/mail-roles.yml", "-e", json.dumps(extra))
+        return case_id, (proc.returncode, proc.stdout + proc.stderr)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        results = dict(pool.map(run, CASES))
+    return {"before": before, "after": _snapshot(host), "results": results}
+
+
+@pytest.mark.parametrize("case_id,roles,variables,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_role_variable_is_refused(refused, case_id, roles, variables, message):
+    rc, output = refused["results"][case_id]
+    assert rc != 0, f"{case_id}: the play did not fail\n{output[-3000:]}"
     assert message in output, f"{case_id}: message does not name the problem\n{output[-3000:]}"
-    assert _snapshot(host) == before, f"{case_id}: configuration files changed"
+
+
+def test_refused_variables_changed_no_file(refused):
+    changed = [p for p in WATCHED if refused["before"][p] != refused["after"][p]]
+    assert not changed, f"configuration files changed by refused runs: {changed}"
+
+
+def test_server_still_serves_after_refused_configs(host, mail, refused):
+    """Bad configuration never goes live: the running daemons keep their config and serve mail."""
+    assert refused["results"], "no case ran"
     for svc in ("postfix", "dovecot"):
-        assert host.service(svc).is_running, f"{case_id}: {svc} stopped"
+        assert host.service(svc).is_running, f"{svc} stopped"
+    token, msg = make_message("sender@outside.example.org", "alice@example.com")
+    with mail.smtp(25) as smtp:
+        smtp.send_message(msg)
+    assert mail.wait_delivered("alice@example.com", token), "server stopped accepting mail"
+    imap = mail.imaps()
+    try:
+        typ, _data = imap.login("alice@example.com", mail.password("alice@example.com"))
+        assert typ == "OK"
+    finally:
+        imap.logout()
