@@ -274,6 +274,22 @@ def read_only(module, conn, work):
         cursor.close()
 
 
+def run_and_exit(module, work, write=True):
+    """Connect, run ``work(cursor, widths)`` and exit the module with the dict it returns.
+
+    With ``write=True`` the work runs through :func:`run_transaction` (one locked
+    transaction, rolled back in check mode or on error); otherwise through
+    :func:`read_only`. The connection is closed in every case; errors end the
+    module with ``fail_json`` as those functions describe.
+    """
+    conn = connect(module)
+    try:
+        result = run_transaction(module, conn, work) if write else read_only(module, conn, work)
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
 def find_domain(cursor, name, lock=False):
     """Return the rows of virtual_domains named ``name`` (lowest id first; the guide schema allows duplicates)."""
     sql = 'SELECT id, name FROM virtual_domains WHERE name = %s ORDER BY id'

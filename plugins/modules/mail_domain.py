@@ -107,7 +107,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import (
-    VmailDbError, connect, find_domain, run_transaction, vmail_db_argument_spec)
+    VmailDbError, find_domain, run_and_exit, vmail_db_argument_spec)
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
     AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, normalize_domain)
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_planner import (
@@ -163,10 +163,7 @@ def main():
             result['diff'] = change.diff()
         return result
 
-    conn = connect(module)
-    result = run_transaction(module, conn, work)
-    conn.close()
-    module.exit_json(**result)
+    run_and_exit(module, work)
 
 
 if __name__ == '__main__':

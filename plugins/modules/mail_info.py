@@ -101,7 +101,7 @@ missing_domains:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import connect, read_only, vmail_db_argument_spec
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
     AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, normalize_domain)
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
@@ -141,10 +141,7 @@ def main():
                     counts=dict(domains=len(out), mailboxes=len(mailboxes), aliases=len(aliases)),
                     missing_domains=[w for w in wanted if w not in found])
 
-    conn = connect(module)
-    result = read_only(module, conn, work)
-    conn.close()
-    module.exit_json(**result)
+    run_and_exit(module, work, write=False)
 
 
 if __name__ == '__main__':
