@@ -22,7 +22,8 @@ import pytest
 
 # Published port = base + service port (see molecule.yml and docs/design.md).
 PORT_BASE = {"vmail-debian12": 12000, "vmail-debian13": 13000, "vmail-demo": 10000,
-             "adopt-debian12": 14000, "adopt-debian13": 15000}
+             "adopt-debian12": 14000, "adopt-debian13": 15000,
+             "adoptnew-debian12": 16000, "adoptnew-debian13": 17000}
 TIMEOUT = 30  # seconds for any network operation
 
 
@@ -37,14 +38,14 @@ class MailServer:
         self.hostname = self.vars.get("postfix_myhostname", "mail.example.com")
         # Default scenario: a certificate from the scenario's test CA (prepare.yml)
         # naming 127.0.0.1 too, so clients verify chain and name. Otherwise the
-        # roles' self-signed certificate: trusted as such, name not checked.
+        # roles' self-signed certificate (or the host's own, when given): trusted as such, name not checked.
         ca_file = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki" / "ca.crt"
         if self.vars.get("postfix_tls_cert_file") and ca_file.exists():
             self.ca_file = str(ca_file)
             self._ca_pem = ca_file.read_text()
             self._check_name = True
         else:
-            cert = host.file("/etc/vmail/tls/mail.crt")
+            cert = host.file(self.vars.get("dovecot_tls_cert_file") or "/etc/vmail/tls/mail.crt")
             self.ca_file = None
             self._ca_pem = cert.content_string if cert.exists else None
             self._check_name = False
