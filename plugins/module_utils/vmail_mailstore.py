@@ -429,9 +429,9 @@ def doveconf_version(text):
 def parse_doveconf(text, defaults=None):
     """The mail location that a ``doveconf -n`` output gives every virtual user.
 
-    *defaults* maps 2.4 setting names to their effective values for settings
-    that ``doveconf -n`` leaves out because they are at their default (read them
-    with ``doveconf -h``). Returns a dict:
+    *defaults* maps the 2.4 settings ``mail_driver``, ``mail_path`` and ``mail_home``
+    to their values when ``doveconf -n`` leaves them out because they are at
+    their default (read them with ``doveconf -h``). Returns a dict:
 
     * ``version``: ``2.3`` or ``2.4`` (family);
     * ``userdb``: the driver of the first userdb (``static``, ``sql``, ``passwd`` ...);
@@ -439,7 +439,10 @@ def parse_doveconf(text, defaults=None):
     * ``home``: the home template in ``%d``/``%n`` form, or None when the userdb
       computes it elsewhere (for example in an SQL query);
     * ``location``: the mail location in 2.3 form, or None when it is empty
-      (2.3 then guesses per user; the caller must not guess).
+      (2.3 then guesses per user; the caller must not guess);
+    * ``config_version``/``storage_version``: 2.4's ``dovecot_config_version`` and
+      ``dovecot_storage_version`` (None on 2.3): setting defaults and storage formats
+      depend on them, so an adopted server keeps them.
 
     Sources: userdb ``home``/``mail`` fields override ``mail_home``/``mail_location``
     (https://doc.dovecot.org/2.3/configuration_manual/mail_location/).
@@ -472,7 +475,8 @@ def parse_doveconf(text, defaults=None):
     driver = userdbs[0][0] if userdbs else None
     virtual = any(d in ('static', 'sql', 'prefetch') for d, _f in userdbs)
     fields = userdbs[0][1] if userdbs else {}
-    result = {'version': family, 'userdb': driver, 'virtual': virtual, 'home': None, 'location': None}
+    result = {'version': family, 'userdb': driver, 'virtual': virtual, 'home': None, 'location': None,
+              'config_version': top.get('dovecot_config_version'), 'storage_version': top.get('dovecot_storage_version')}
     if family == '2.3':
         home = fields.get('home') or top.get('mail_home') or None
         location = fields.get('mail') or top.get('mail_location') or None
@@ -484,8 +488,10 @@ def parse_doveconf(text, defaults=None):
         location = None
         if drv and path:
             options = []
+            # Only settings the configuration sets: doveconf -h prints global defaults, not the driver's own
+            # (mailbox_list_layout is fs globally but Maildir++ for the maildir driver).
             for key, setting in sorted(LOCATION_KEYS_V24.items()):
-                value = top.get(setting) or defaults.get(setting)
+                value = top.get(setting)
                 if value:
                     options.append('%s=%s' % (key, from_v24(value)))
             location = ':'.join([drv, from_v24(path)] + options)

@@ -133,9 +133,15 @@ current:
     home: {description: Home template, or null when none or computed by an SQL userdb., type: str}
     version: {description: Dovecot configuration family (2.3 or 2.4), or null without Dovecot., type: str}
     userdb: {description: Driver of the first userdb, or null., type: str}
-    source: {description: "C(doveconf), C(given) or C(none).", type: str}
+    source: {description: "C(doveconf), C(given), C(unreadable) or C(none).", type: str}
+    config_version:
+      description: Dovecot 2.4 C(dovecot_config_version) of the configuration in use (setting defaults depend on it).
+      type: str
+    storage_version:
+      description: Dovecot 2.4 C(dovecot_storage_version) of the configuration in use (storage formats depend on it).
+      type: str
   sample: {location: "maildir:~/Maildir", home: "/var/mail/vhosts/%d/%n", version: "2.3", userdb: static,
-           source: doveconf}
+           source: doveconf, config_version: null, storage_version: null}
 location:
   description: The mail location the new configuration must use (2.3 form).
   returned: always
@@ -193,7 +199,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_mailstore as store
 
 CAP = 100
-V24_DEFAULTED = ('mail_driver', 'mail_path', 'mail_home') + tuple(sorted(store.LOCATION_KEYS_V24.values()))
+V24_DEFAULTED = ('mail_driver', 'mail_path', 'mail_home')
 
 
 def read_current(module):
@@ -201,8 +207,9 @@ def read_current(module):
     p = module.params
     if p['current_location']:
         return dict(location=p['current_location'], home=p['current_home'] or p['default_home'], version=None,
-                    userdb=None, source='given', virtual=True)
-    none = dict(location=None, home=None, version=None, userdb=None, source='none', virtual=False)
+                    userdb=None, source='given', virtual=True, config_version=None, storage_version=None)
+    none = dict(location=None, home=None, version=None, userdb=None, source='none', virtual=False,
+                config_version=None, storage_version=None)
     if not os.path.exists(p['config_file']):
         return none
     doveconf = module.get_bin_path(p['doveconf']) if '/' not in p['doveconf'] else p['doveconf']
@@ -307,7 +314,8 @@ def main():
         if not module.check_mode:
             for item in moves:
                 item['mode'] = store.move_maildir(item['src'], item['dst'], p['uid'], p['gid'])
-    current_out = dict((k, current.get(k)) for k in ('location', 'home', 'version', 'userdb', 'source'))
+    current_out = dict((k, current.get(k)) for k in ('location', 'home', 'version', 'userdb', 'source',
+                                                     'config_version', 'storage_version'))
     module.exit_json(changed=changed, current=current_out, location=location, home=home,
                      home_v24=store.to_v24(home), settings_v24=[list(s) for s in settings_v24],
                      mail_path=plan['wanted_path'], maildirs=count,

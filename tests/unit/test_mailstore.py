@@ -124,7 +124,7 @@ def test_path_regex_and_render():
 def test_parse_doveconf_2013_guide():
     got = store.parse_doveconf(DOVECONF_23_GUIDE2013)
     assert got == {'version': '2.3', 'userdb': 'static', 'virtual': True, 'home': HOME,
-                   'location': 'maildir:~/Maildir'}
+                   'location': 'maildir:~/Maildir', 'config_version': None, 'storage_version': None}
 
 
 def test_parse_doveconf_debian_default_is_not_virtual():
@@ -135,13 +135,23 @@ def test_parse_doveconf_debian_default_is_not_virtual():
 def test_parse_doveconf_24_userdb_home_wins_over_mail_home():
     got = store.parse_doveconf(DOVECONF_24_NEWER)
     assert got == {'version': '2.4', 'userdb': 'static', 'virtual': True, 'home': HOME,
-                   'location': 'maildir:/var/mail/vhosts/%d/%n/'}
+                   'location': 'maildir:/var/mail/vhosts/%d/%n/', 'config_version': '2.4.0',
+                   'storage_version': None}
 
 
 def test_parse_doveconf_24_defaults_fill_missing_settings():
     text = DOVECONF_24_NEWER.replace('mail_path = /var/mail/vhosts/%{user | domain}/%{user | username}/\n', '')
     got = store.parse_doveconf(text, {'mail_path': '%{home}/mail'})
     assert got['location'] == 'maildir:~/mail'
+
+
+def test_parse_doveconf_24_options_only_when_set():
+    """A global default (mailbox_list_layout = fs) is not the maildir driver's layout: never carry it over."""
+    got = store.parse_doveconf(DOVECONF_24_NEWER, {'mailbox_list_layout': 'fs'})
+    assert got['location'] == 'maildir:/var/mail/vhosts/%d/%n/'
+    got = store.parse_doveconf(DOVECONF_24_NEWER.replace('mail_driver = maildir\n',
+                                                         'mail_driver = maildir\nmailbox_list_layout = fs\n'))
+    assert got['location'] == 'maildir:/var/mail/vhosts/%d/%n/:LAYOUT=fs'
 
 
 def _maildir(path, messages=0, folders=()):
