@@ -129,11 +129,21 @@ current:
   returned: always
   type: dict
   contains:
-    location: {description: Location in 2.3 form, or null when none., type: str}
-    home: {description: Home template, or null when none or computed by an SQL userdb., type: str}
-    version: {description: Dovecot configuration family (2.3 or 2.4), or null without Dovecot., type: str}
-    userdb: {description: Driver of the first userdb, or null., type: str}
-    source: {description: "C(doveconf), C(given), C(unreadable) or C(none).", type: str}
+    location:
+      description: Location in 2.3 form; null when none.
+      type: str
+    home:
+      description: Home template; null when none or computed by an SQL userdb.
+      type: str
+    version:
+      description: Dovecot configuration family (2.3 or 2.4); null without Dovecot.
+      type: str
+    userdb:
+      description: Driver of the first userdb; null without one.
+      type: str
+    source:
+      description: C(doveconf), C(given), C(unreadable) or C(none).
+      type: str
     config_version:
       description: Dovecot 2.4 C(dovecot_config_version) of the configuration in use (setting defaults depend on it).
       type: str

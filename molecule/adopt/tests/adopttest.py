@@ -25,7 +25,7 @@ def subscribed(imap):
 
 def folder_view(imap, folder):
     """{Message-ID: (uid, sorted flags)} and UIDVALIDITY of one folder, read-only."""
-    typ, _ = imap.select(f'"{folder}"', readonly=True)
+    typ, _data = imap.select(f'"{folder}"', readonly=True)
     assert typ == "OK", folder
     uidvalidity = imap.response("UIDVALIDITY")[1][0]
     typ, data = imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)])")

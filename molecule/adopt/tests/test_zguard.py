@@ -61,7 +61,7 @@ def test_declared_move_keeps_every_message_once(host, mail, before):
     assert rc == 0, output[-4000:]
     assert _views(mail) == before["views"], "folders, subscriptions, UIDs or flags differ after the move"
     for email in ("email1@example.com", "email2@example.com"):
-        local = email.split("@")[0]
+        local = email.split("@", maxsplit=1)[0]
         home = f"/var/mail/vhosts/example.com/{local}"
         assert host.file(f"{home}/Maildir/cur").is_directory
         assert not host.file(f"{home}/cur").exists, f"old Maildir left in {home}"
