@@ -259,6 +259,8 @@ from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_acco
 
 RESULT_CAP = 1000
 DIFF_LINES = 200
+# Longer entry lists are shown as a count in the invocation Ansible prints with -vvv.
+INVOCATION_ENTRIES = 100
 
 
 def hide_entry_secrets(module):
@@ -270,7 +272,8 @@ def hide_entry_secrets(module):
     addresses and counts), so the secrets are removed from
     ``module.no_log_values`` and masked in ``module.params`` (what Ansible
     shows as ``invocation``) instead; :func:`vmail_accounts.scrub` still masks
-    any result string equal to, or free text containing, a secret.
+    any result string equal to, or free text containing, a secret. Lists of
+    more than INVOCATION_ENTRIES entries appear in the invocation as a count.
     """
     secrets = set()
     users = []
@@ -283,6 +286,9 @@ def hide_entry_secrets(module):
         users.append(entry)
     module.params['users'] = users
     module.no_log_values.difference_update(secrets)
+    for kind in ('domains', 'users', 'aliases'):
+        if len(module.params[kind] or []) > INVOCATION_ENTRIES:
+            module.params[kind] = '%d entries (not repeated here)' % len(module.params[kind])
     return secrets
 
 
