@@ -198,14 +198,7 @@ EXAMPLES = r'''
     update_password: on_create
     config_file: /etc/vmail/mailsql-admin.cnf
 
-- name: Re-apply an export made with mail_info format=accounts (hashes are copied as they are)
-  vmail.mailserver.mail_accounts:
-    domains: "{{ export.domains }}"
-    users: "{{ export.users }}"
-    aliases: "{{ export.aliases }}"
-    purge: true
-    config_file: /etc/vmail/mailsql-admin.cnf
-  no_log: true
+# Exporting a server's accounts and re-applying them elsewhere: see the examples of vmail.mailserver.mail_info.
 '''
 
 RETURN = r'''
@@ -285,7 +278,8 @@ def hide_entry_secrets(module):
                 entry[field] = accounts.NO_LOG_MASK
         users.append(entry)
     module.params['users'] = users
-    module.no_log_values.difference_update(secrets)
+    # a secret that is also the value of another no_log option (login_password) stays filtered
+    module.no_log_values.difference_update(secrets - set([module.params.get('login_password')]))
     for kind in ('domains', 'users', 'aliases'):
         if len(module.params[kind] or []) > INVOCATION_ENTRIES:
             module.params[kind] = '%d entries (not repeated here)' % len(module.params[kind])
