@@ -26,7 +26,7 @@ options:
       - C(summary) returns RV(domains) with counts, RV(mailboxes) without hashes, RV(aliases) one row per
         destination, RV(counts) and RV(missing_domains).
       - C(accounts) returns RV(domains), RV(users) and RV(aliases) as M(vmail.mailserver.mail_accounts) takes them
-        (plus RV(counts) and RV(missing_domains)). The result then contains password hashes: Ansible cannot mark
+        (plus RV(counts) and RV(missing_domains)). The result then contains password hashes; Ansible cannot mark
         return values C(no_log), so set C(no_log) on the task and keep the registered variable out of logs and
         world-readable files. A hash that M(vmail.mailserver.mail_accounts) does not recognise (not a crypt
         string or Dovecot C({SCHEME}) value) makes the re-apply fail for that mailbox.
