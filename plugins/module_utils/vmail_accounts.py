@@ -641,11 +641,12 @@ def plan_accounts(desired, state, purge=False, verified=None):
         after = unique_destinations([r['destination'] for r in rows if r['id'] not in remove] + add)
         action = CREATE if not before else (REMOVE if not after else UPDATE)
         source = entry['source'] if entry is not None else current['source']
+        remaining = set(fold(x) for x in after)
+        removed_rows = sorted(remove.values(), key=lambda r: r['id'])
         plan.aliases[key] = dict(action=action, source=source, domain=domain_of(source), add=add,
-                                 remove_rows=sorted(remove.values(), key=lambda r: r['id']),
-                                 removed=unique_destinations(r['destination'] for r in remove.values()
-                                                       if fold(r['destination']) not in
-                                                       set(fold(x) for x in after)),
+                                 remove_rows=removed_rows,
+                                 removed=unique_destinations(r['destination'] for r in removed_rows
+                                                             if fold(r['destination']) not in remaining),
                                  before=before, after=after, declared=entry is not None)
 
     _check_aliases(desired, state, plan, final_domains, errors)

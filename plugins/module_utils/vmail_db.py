@@ -292,4 +292,3 @@ def run_and_exit(module, work, write=True):
     finally:
         conn.close()
     module.exit_json(**result)
-

@@ -88,7 +88,7 @@ RETURN = r'''
 domains:
   description:
     - Domains, sorted by name.
-    - With I(format=accounts), each element is only C({"name": ...}), as M(vmail.mailserver.mail_accounts) takes it.
+    - With I(format=accounts), each element holds only C(name), as M(vmail.mailserver.mail_accounts) takes it.
   returned: always
   type: list
   elements: dict

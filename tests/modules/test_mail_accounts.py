@@ -354,8 +354,8 @@ def test_export_and_reapply_roundtrip(db):
 def _accounts_run(job):
     if job == 'accounts':
         users = [{'email': 'bulk%03d@example.com' % i, 'password': 'pw-%d' % i} for i in range(150)]
-        return run_module('mail_accounts', {'users': users, 'aliases': [{'source': 'team@example.com',
-                                                                          'destination': 'bulk000@example.com'}]})
+        team = {'source': 'team@example.com', 'destination': 'bulk000@example.com'}
+        return run_module('mail_accounts', {'users': users, 'aliases': [team]})
     return run_module('mail_user', {'email': 'single@example.com', 'password': 'pw'})
 
 
@@ -366,8 +366,8 @@ def test_concurrent_with_single_module(db):
     for r in results:
         assert ok(r)['changed']
     domains, users, aliases = state(db)
-    assert len(users) == 151 and 'single@example.com' in users and aliases == {('team@example.com',
-                                                                                  'bulk000@example.com')}
+    assert len(users) == 151 and 'single@example.com' in users
+    assert aliases == {('team@example.com', 'bulk000@example.com')}
 
 
 def test_scale_thousands(db):
