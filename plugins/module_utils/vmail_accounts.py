@@ -37,10 +37,12 @@ __metaclass__ = type
 import multiprocessing
 import os
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, check_width, domain_of, normalize_address, normalize_domain)
+    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, check_width, domain_of, normalize_address, normalize_domain)
 
 PRESENT = 'present'
 ABSENT = 'absent'
@@ -81,6 +83,15 @@ class AccountsError(ValueError):
     def messages(self):
         """Return the messages without labels (what a single-entry module shows)."""
         return '; '.join(msg for label, msg in self.errors)
+
+
+def require_libraries(module, passlib=True):
+    """Fail ``module`` with the Debian package to install when idna (or, with ``passlib``, passlib) is missing."""
+    if not HAS_IDNA:
+        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
+    if passlib and not hashing.HAS_PASSLIB:
+        module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
+                         exception=hashing.PASSLIB_IMPORT_ERROR)
 
 
 def fold(value):

@@ -243,10 +243,9 @@ diff:
   sample: {"prepared": "domains: 1 to create, 0 to update, 0 to remove\n+ domain example.com\n..."}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import HAS_IDNA, IDNA_IMPORT_ERROR
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
@@ -315,11 +314,7 @@ def main():
         lowercase_local_part=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_IDNA:
-        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
-    if not hashing.HAS_PASSLIB:
-        module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
-                         exception=hashing.PASSLIB_IMPORT_ERROR)
+    accounts.require_libraries(module)
     p = dict(module.params)
     secrets = hide_entry_secrets(module)
     try:

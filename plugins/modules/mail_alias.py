@@ -119,11 +119,10 @@ diff:
   sample: {"before": {}, "after": {"source": "sales@example.com", "destinations": ["alice@example.com"]}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    HAS_IDNA, IDNA_IMPORT_ERROR, domain_of)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import domain_of
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
 
@@ -138,8 +137,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('destination',))])
-    if not HAS_IDNA:
-        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
+    accounts.require_libraries(module, passlib=False)
     p = module.params
     alias = dict((k, p[k]) for k in ('source', 'destination', 'exclusive', 'state'))
     try:

@@ -104,10 +104,9 @@ diff:
   sample: {"before": {}, "after": {"name": "example.com"}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import HAS_IDNA, IDNA_IMPORT_ERROR
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
 
@@ -119,8 +118,7 @@ def main():
         force=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_IDNA:
-        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
+    accounts.require_libraries(module, passlib=False)
     p = module.params
     try:
         desired, entry = accounts.normalize_single(domains=[dict(name=p['name'], state=p['state'], force=p['force'])])

@@ -150,11 +150,11 @@ missing_domains:
   sample: []
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, normalize_domain)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import AddressError, normalize_domain
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 
 
@@ -181,11 +181,7 @@ def main():
     argument_spec.update(domain=dict(type='list', elements='str', default=[]),
                          format=dict(type='str', default='summary', choices=['summary', 'accounts']))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_IDNA:
-        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
-    if not hashing.HAS_PASSLIB:
-        module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
-                         exception=hashing.PASSLIB_IMPORT_ERROR)
+    accounts.require_libraries(module)
     try:
         wanted = sorted(set(normalize_domain(d) for d in module.params['domain']))
     except AddressError as exc:

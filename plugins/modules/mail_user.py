@@ -143,10 +143,9 @@ diff:
            "password": "(hidden)", "password_scheme": "SHA512-CRYPT", "password_changed": true}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import HAS_IDNA, IDNA_IMPORT_ERROR
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
@@ -164,11 +163,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('password', 'password_hash')])
-    if not HAS_IDNA:
-        module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
-    if not hashing.HAS_PASSLIB:
-        module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
-                         exception=hashing.PASSLIB_IMPORT_ERROR)
+    accounts.require_libraries(module)
     p = module.params
     user = dict((k, p[k]) for k in ('email', 'password', 'password_hash', 'password_scheme', 'update_password', 'state'))
     try:
