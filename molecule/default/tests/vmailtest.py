@@ -52,8 +52,15 @@ class MailServer:
     def port(self, service_port):
         return self.base + service_port
 
+    def users(self):
+        """mailsql_users followed by the mailsql_users__* parts, as the mailsql role merges them."""
+        users = list(self.vars.get("mailsql_users", []))
+        for name in sorted(k for k in self.vars if k.startswith("mailsql_users__")):
+            users += self.vars[name]
+        return users
+
     def password(self, email):
-        for user in self.vars["mailsql_users"]:
+        for user in self.users():
             if user["email"] == email:
                 return user["password"]
         raise KeyError(email)
