@@ -99,9 +99,18 @@ def normalize_domain(name, max_length=None):
             idna.decode(value)
         except (idna.IDNAError, UnicodeError) as exc:
             raise AddressError('domain name %r contains an invalid A-label: %s' % (_shorten(name), exc))
+    return check_width(value, max_length, 'domain name')
+
+
+def check_width(value, max_length, what='address'):
+    """Return the normalized ``value`` or raise :class:`AddressError` when it is longer than ``max_length``.
+
+    ``max_length`` is the width of the database column (None: no limit);
+    ``what`` names the value in the message (``address``, ``domain name``).
+    """
     if max_length is not None and len(value) > max_length:
-        raise AddressError('domain name %r is %d characters long; the database column holds at most %d'
-                           % (_shorten(value), len(value), max_length))
+        raise AddressError('%s %r is %d characters long; the database column holds at most %d'
+                           % (what, _shorten(value), len(value), max_length))
     return value
 
 
@@ -157,10 +166,7 @@ def normalize_address(address, lowercase_local_part=True, max_length=None, allow
     if len(result) > MAX_ADDRESS_OCTETS:
         raise AddressError('address %r is %d octets long; RFC 5321 allows at most %d'
                            % (_shorten(result), len(result), MAX_ADDRESS_OCTETS))
-    if max_length is not None and len(result) > max_length:
-        raise AddressError('address %r is %d characters long; the database column holds at most %d'
-                           % (_shorten(result), len(result), max_length))
-    return result
+    return check_width(result, max_length)
 
 
 def domain_of(address):
