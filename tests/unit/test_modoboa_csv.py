@@ -17,7 +17,7 @@ BLF = vmail_hashing.hash_password('Carol-Pass-3', 'BLF-CRYPT')
 EXPORT = '''domain; example.com; 0; 0; True
 domain; Bücher.Example; ; ; yes
 
-account; admin; {SHA512-CRYPT}%s; ; ; True; SuperAdmins; ; 
+account; admin; {SHA512-CRYPT}%s; ; ; True; SuperAdmins; ;
 account; alice@example.com; {SHA512-CRYPT}%s; Alice; Liddell; True; SimpleUsers; alice@example.com; 0
 account; Bob@Example.com; Plain Pass 2; Bob; ; 1; DomainAdmins; Bob@Example.com; 0; example.com; xn--bcher-kva.example
 account; carol@xn--bcher-kva.example; %s; Carol; ; Y; SimpleUsers; carol@bücher.example
