@@ -167,6 +167,16 @@ def _is_true(value):
     return value.strip().lower() in TRUE_VALUES
 
 
+def _skip_disabled(enabled, disabled, line, what):
+    """Return True to leave out a disabled object (disabled=skip); fail for disabled=fail; False when enabled."""
+    if _is_true(enabled):
+        return False
+    if disabled == 'fail':
+        raise ModoboaCsvError('line %d: %s is disabled, which the guide schema cannot represent; '
+                              'use disabled=skip to leave disabled objects out' % (line, what))
+    return True
+
+
 def _quota(value, what, line, ignore_quota):
     """Check one quota field: empty or 0 is no quota; anything else fails unless ignored."""
     value = value.strip()
@@ -183,16 +193,14 @@ def _quota(value, what, line, ignore_quota):
                               'use ignore_quota=true to drop quotas' % (line, what, number))
 
 
-def _fields(row, line, kind, minimum, maximum=None):
+def _fields(row, line, kind, minimum, exact=False):
     """Return the stripped fields of ``row`` after checking their count (trailing empty fields ignored)."""
     fields = [f.strip() for f in row]
     while len(fields) > minimum and fields[-1] == '':
         fields.pop()
-    if len(fields) < minimum or (maximum is not None and len(fields) > maximum):
-        expected = '%d' % minimum if maximum == minimum else 'at least %d' % minimum
-        if maximum is not None and maximum != minimum:
-            expected = '%d to %d' % (minimum, maximum)
-        raise ModoboaCsvError('line %d: a %s line has %s fields, this one has %d'
+    if len(fields) < minimum or (exact and len(fields) > minimum):
+        expected = ('%d' if exact else 'at least %d') % minimum
+        raise ModoboaCsvError('line %d: %s lines have %s fields, this one has %d'
                               % (line, kind, expected, len(fields)))
     return fields
 
@@ -259,12 +267,8 @@ def parse_modoboa_csv(text, passwords='auto', ignore_quota=False, disabled='fail
             raise ModoboaCsvError('line %d: %s lines cannot be represented: %s' % (start, kind, UNSUPPORTED[kind]))
 
         if kind == 'domain':
-            fields = _fields(row, start, kind, 5, 5)
-            if not _is_true(fields[4]):
-                if disabled == 'fail':
-                    raise ModoboaCsvError('line %d: domain %s is disabled, which the guide schema cannot '
-                                          'represent; use disabled=skip to leave disabled objects out'
-                                          % (start, fields[1][:60]))
+            fields = _fields(row, start, kind, 5, exact=True)
+            if _skip_disabled(fields[4], disabled, start, 'domain %s' % fields[1][:60]):
                 continue
             _quota(fields[2], 'domain quota', start, ignore_quota)
             _quota(fields[3], 'default mailbox quota', start, ignore_quota)
@@ -281,11 +285,7 @@ def parse_modoboa_csv(text, passwords='auto', ignore_quota=False, disabled='fail
             if address == '':
                 continue  # an administrator without a mailbox: nothing to store
             email = _address(address, start, 'account address')
-            if not _is_true(fields[5]):
-                if disabled == 'fail':
-                    raise ModoboaCsvError('line %d: account %s is disabled, which the guide schema cannot '
-                                          'represent; use disabled=skip to leave disabled objects out'
-                                          % (start, email))
+            if _skip_disabled(fields[5], disabled, start, 'account %s' % email):
                 continue
             if len(fields) > 8:
                 _quota(fields[8], 'mailbox quota', start, ignore_quota)
@@ -296,11 +296,7 @@ def parse_modoboa_csv(text, passwords='auto', ignore_quota=False, disabled='fail
         elif kind == 'alias':
             fields = _fields(row, start, kind, 4)
             source = _address(fields[1], start, 'alias address', catchall=True)
-            if not _is_true(fields[2]):
-                if disabled == 'fail':
-                    raise ModoboaCsvError('line %d: alias %s is disabled, which the guide schema cannot '
-                                          'represent; use disabled=skip to leave disabled objects out'
-                                          % (start, source))
+            if _skip_disabled(fields[2], disabled, start, 'alias %s' % source):
                 continue
             recipients = [_address(f, start, 'alias recipient') for f in fields[3:] if f != '']
             if not recipients:
