@@ -58,6 +58,8 @@ MAX_ERRORS = 20
 # Written instead of a hash in check mode (where nothing is hashed); the transaction is rolled back.
 CHECK_MODE_PASSWORD = '*'
 HIDDEN = '(hidden)'
+# What Ansible shows for a no_log value.
+NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
 
 
 class AccountsError(ValueError):
@@ -480,7 +482,6 @@ class Plan(object):
         self.aliases = {}
         self.domain_ids = {}
         self.warnings = []
-        self.kept_domains = {}
 
     @property
     def changed(self):
@@ -534,8 +535,8 @@ def plan_accounts(desired, state, purge=False, verified=None):
             continue
         dkey = fold(user['domain'])
         if dkey not in final_domains:
-            errors.append((label, 'domain %s of %s does not exist in virtual_domains; declare it in domains or create '
-                                  'it first with vmail.mailserver.mail_domain' % (user['domain'], user['email'])))
+            errors.append((label, 'domain %s of %s does not exist in virtual_domains; create it first '
+                                  '(vmail.mailserver.mail_domain, or domains of mail_accounts)' % (user['domain'], user['email'])))
             continue
         if row is None:
             if user['password'] is None and user['password_hash'] is None:
@@ -621,8 +622,8 @@ def plan_accounts(desired, state, purge=False, verified=None):
         if entry is not None and entry['state'] == PRESENT:
             if fold(entry['domain']) not in final_domains:
                 errors.append((_label('aliases', entry['index'], entry['source']),
-                               'domain %s of alias source %s does not exist in virtual_domains; declare it in domains '
-                               'or create it first with vmail.mailserver.mail_domain' % (entry['domain'], entry['source'])))
+                               'domain %s of alias source %s does not exist in virtual_domains; create it first '
+                               '(vmail.mailserver.mail_domain, or domains of mail_accounts)' % (entry['domain'], entry['source'])))
                 continue
             want = set(fold(d) for d in entry['destinations'])
             have = set(fold(r['destination']) for r in rows)
@@ -636,15 +637,16 @@ def plan_accounts(desired, state, purge=False, verified=None):
             remove.update((r['id'], r) for r in rows)
         if not add and not remove:
             continue
-        before = _unique_dests(r['destination'] for r in rows)
-        after = _unique_dests([r['destination'] for r in rows if r['id'] not in remove] + add)
+        before = unique_destinations(r['destination'] for r in rows)
+        after = unique_destinations([r['destination'] for r in rows if r['id'] not in remove] + add)
         action = CREATE if not before else (REMOVE if not after else UPDATE)
         source = entry['source'] if entry is not None else current['source']
+        remaining = set(fold(x) for x in after)
+        removed_rows = sorted(remove.values(), key=lambda r: r['id'])
         plan.aliases[key] = dict(action=action, source=source, domain=domain_of(source), add=add,
-                                 remove_rows=sorted(remove.values(), key=lambda r: r['id']),
-                                 removed=_unique_dests(r['destination'] for r in remove.values()
-                                                       if fold(r['destination']) not in
-                                                       set(fold(x) for x in after)),
+                                 remove_rows=removed_rows,
+                                 removed=unique_destinations(r['destination'] for r in removed_rows
+                                                             if fold(r['destination']) not in remaining),
                                  before=before, after=after, declared=entry is not None)
 
     _check_aliases(desired, state, plan, final_domains, errors)
@@ -662,7 +664,8 @@ def _alias_row_removed(desired, source_key, row, purge):
     return (entry['exclusive'] or purge) and fold(row['destination']) not in set(fold(d) for d in entry['destinations'])
 
 
-def _unique_dests(items):
+def unique_destinations(items):
+    """Return the addresses of ``items`` in order, without case-insensitive duplicates."""
     out, seen = [], set()
     for item in items:
         if fold(item) not in seen:
@@ -846,12 +849,44 @@ def _diff_line(kind, change):
     return '~ alias %s: %s' % (change['source'], ' '.join(parts))
 
 
+def scrub(value, secrets):
+    """Return ``value`` (result dicts/lists/strings) with every string equal to a secret masked.
+
+    Strings of more than one line (the ``--diff`` text, messages) are also
+    searched for secrets as substrings, which is cheap for those few strings.
+    """
+    if not secrets:
+        return value
+    if isinstance(value, dict):
+        return dict((k, scrub(v, secrets)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, str):
+        if value in secrets:
+            return NO_LOG_MASK
+        if '\n' in value or ' ' in value:
+            for secret in sorted(secrets, key=len, reverse=True):
+                if secret in value:
+                    value = value.replace(secret, '********')
+    return value
+
+
+class Outcome(object):
+    """What :func:`run` did: ``plan``, ``state`` (as read before writing), ``domain_ids`` ({fold(name): id})."""
+
+    def __init__(self, plan, state, domain_ids):
+        self.plan = plan
+        self.state = state
+        self.domain_ids = domain_ids
+
+
 def run(cursor, widths, desired, purge=False, check_mode=False, scope=None, threshold=POOL_THRESHOLD):
-    """Check widths, read, verify, plan, hash and apply in the caller's transaction; return (plan, domain ids).
+    """Check widths, read, verify, plan, hash and apply in the caller's transaction; return an :class:`Outcome`.
 
     The steps every account module runs inside ``vmail_db.run_transaction``.
     In check mode nothing is hashed but everything else runs (the caller
-    rolls back).
+    rolls back). ``scope`` limits the reads (see :func:`read_state`); only
+    the single-entry modules pass one, always with ``purge=False``.
     """
     check_widths(desired, widths)
     state = read_state(cursor, scope)
@@ -859,4 +894,25 @@ def run(cursor, widths, desired, purge=False, check_mode=False, scope=None, thre
     plan = plan_accounts(desired, state, purge=purge, verified=verified)
     hash_passwords(plan, widths, check_mode=check_mode, threshold=threshold)
     ids = apply_plan(cursor, plan)
-    return plan, ids
+    return Outcome(plan, state, ids)
+
+
+def run_single(cursor, widths, desired, scope, check_mode=False):
+    """:func:`run` for the single-entry modules: reads only ``scope``; errors without entry labels."""
+    try:
+        return run(cursor, widths, desired, check_mode=check_mode, scope=scope)
+    except AccountsError as exc:
+        raise AccountsError([('', msg) for label, msg in exc.errors])
+
+
+def normalize_single(**kinds):
+    """:func:`normalize_input` for one entry; errors without entry labels. Returns the normalized entry."""
+    try:
+        desired = normalize_input(**kinds)
+    except AccountsError as exc:
+        raise AccountsError([('', msg) for label, msg in exc.errors])
+    for kind in ('domains', 'users', 'aliases'):
+        entries = getattr(desired, kind)
+        if entries:
+            return desired, list(entries.values())[0]
+    raise AccountsError([('', 'no entry given')])

@@ -292,12 +292,3 @@ def run_and_exit(module, work, write=True):
     finally:
         conn.close()
     module.exit_json(**result)
-
-
-def find_domain(cursor, name, lock=False):
-    """Return the rows of virtual_domains named ``name`` (lowest id first; the guide schema allows duplicates)."""
-    sql = 'SELECT id, name FROM virtual_domains WHERE name = %s ORDER BY id'
-    if lock:
-        sql += ' FOR UPDATE'
-    cursor.execute(sql, (name,))
-    return list(cursor.fetchall())
