@@ -51,6 +51,10 @@ options:
         exports, for example C({SHA512-CRYPT}$6$...)) or a bare crypt string (C($6$), C($5$), C($2y$), C($2b$), C($2a$), C($1$))
         as a ready hash (C(password_hash)), anything else as a cleartext password (C(password)),
         like Modoboa's C(--crypt-passwords) import for cleartext files.
+      - A C({SHA512-CRYPT}$6$...) hash is returned without its prefix, as the bare C($6$...) string the modules
+        store for that scheme (with the prefix it is 120 characters long, the guide's C(password) column holds 106;
+        Dovecot, with the dovecot role's C(default_pass_scheme = SHA512-CRYPT), reads both alike). Other hashes
+        are returned as they are.
       - C(plain) takes every value as cleartext; C(hashed) takes every value as a ready hash.
       - An empty password field fails.
     type: str
@@ -128,7 +132,7 @@ _value:
       description: One C({email, password}) or C({email, password_hash}) per C(account) line with an address.
       type: list
       elements: dict
-      sample: [{"email": "alice@example.com", "password_hash": "{SHA512-CRYPT}$6$..."}]
+      sample: [{"email": "alice@example.com", "password_hash": "$6$..."}]
     aliases:
       description: One C({source, destination, exclusive}) per C(alias) line; C(destination) is a list.
       type: list
@@ -218,9 +222,14 @@ def _password(value, line, mode):
         raise ModoboaCsvError('line %d: the account has no password' % line)
     if mode == 'hashed' or (mode == 'auto' and (_SCHEME_PREFIX.match(value) or _BARE_CRYPT.match(value))):
         try:
-            vmail_hashing.check_hash(value)
+            scheme = vmail_hashing.check_hash(value)
         except vmail_hashing.HashingError as exc:
             raise ModoboaCsvError('line %d: the password field is not a usable hash: %s' % (line, exc))
+        prefix, rest = vmail_hashing.split_scheme(value)
+        if prefix is not None and scheme in vmail_hashing.UNPREFIXED:
+            # The form the modules store for SHA512-CRYPT: {SHA512-CRYPT}$6$... is 120
+            # characters, the guide's password column 106; Dovecot reads both alike.
+            value = rest
         return 'password_hash', value
     try:
         vmail_hashing.check_password(value)

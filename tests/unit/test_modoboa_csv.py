@@ -35,7 +35,7 @@ def test_every_supported_line_kind():
     result = parse(EXPORT)
     assert result['domains'] == [{'name': 'example.com'}, {'name': 'xn--bcher-kva.example'}]
     assert result['users'] == [
-        {'email': 'alice@example.com', 'password_hash': '{SHA512-CRYPT}' + SHA512},
+        {'email': 'alice@example.com', 'password_hash': SHA512},
         {'email': 'bob@example.com', 'password': 'Plain Pass 2'},
         {'email': 'carol@xn--bcher-kva.example', 'password_hash': BLF},
     ]
@@ -69,8 +69,9 @@ def test_byte_order_mark_and_blank_lines_are_ignored():
 
 
 @pytest.mark.parametrize('mode, value, key', [
-    ('auto', '{SHA512-CRYPT}' + SHA512, 'password_hash'),
     ('auto', SHA512, 'password_hash'),
+    ('auto', '{SHA256-CRYPT}' + SHA256, 'password_hash'),
+    ('auto', BLF, 'password_hash'),
     ('auto', '{PLAIN}x', 'password_hash'),
     ('auto', '{not-a-scheme}pw', 'password'),
     ('auto', 'secret', 'password'),
@@ -78,8 +79,19 @@ def test_byte_order_mark_and_blank_lines_are_ignored():
     ('hashed', SHA512, 'password_hash'),
 ])
 def test_password_modes(mode, value, key):
+    """Ready hashes are kept as they are (except {SHA512-CRYPT}, below), cleartext goes to password."""
     text = 'account;a@example.com;%s;;;true;SimpleUsers;a@example.com' % value
     assert parse(text, passwords=mode)['users'] == [{'email': 'a@example.com', key: value}]
+
+
+@pytest.mark.parametrize('mode', ['auto', 'hashed'])
+def test_sha512_crypt_prefix_is_dropped_to_fit_the_guide_column(mode):
+    """Modoboa exports {SHA512-CRYPT}$6$... (120 characters); the modules store the bare $6$ form (106)."""
+    text = 'account;a@example.com;{SHA512-CRYPT}%s;;;true;SimpleUsers;a@example.com' % SHA512
+    users = parse(text, passwords=mode)['users']
+    assert users == [{'email': 'a@example.com', 'password_hash': SHA512}]
+    assert len(users[0]['password_hash']) == 106
+    assert vmail_hashing.verify_password('Alice-Pass-1', users[0]['password_hash'])
 
 
 @pytest.mark.parametrize('text, kwargs, message', [
