@@ -60,12 +60,7 @@ def test_split_account_variables_are_applied(mail):
         refused = smtp.send_message(msg)
     assert refused == {}
     assert mail.wait_delivered("erin@example.com", token), "alias from mailsql_aliases__extra not delivered"
-    imap = mail.imaps()
-    try:
-        typ, _data = imap.login("erin@example.com", mail.password("erin@example.com"))
-        assert typ == "OK"
-    finally:
-        imap.logout()
+    assert mail.imap_login("erin@example.com") == "OK"
 
 
 def test_unknown_address_of_managed_domain_is_rejected(mail):

@@ -98,6 +98,14 @@ class MailServer:
         return imaplib.IMAP4_SSL("127.0.0.1", self.port(993), ssl_context=self.client_context(),
                                  timeout=TIMEOUT)
 
+    def imap_login(self, email):
+        """Log in over IMAPS with *email*'s password from inventory; return the status (``OK``)."""
+        imap = self.imaps()
+        try:
+            return imap.login(email, self.password(email))[0]
+        finally:
+            imap.logout()
+
     def pop3s(self):
         return poplib.POP3_SSL("127.0.0.1", self.port(995), context=self.client_context(), timeout=TIMEOUT)
 
