@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections:$(HOME)/.ansible/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo demo-destroy test sanity unit lint molecule clean
+.PHONY: setup demo demo-destroy test sanity unit lint galaxy molecule clean
 
 setup:
 	scripts/setup.sh
@@ -31,6 +31,10 @@ unit:
 
 lint:
 	ansible-lint --profile production
+
+## galaxy-importer (Galaxy's own checks) on the built tarball, in its own venv.
+galaxy:
+	scripts/galaxy-import.sh
 
 molecule:
 	molecule test -s default

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ansible-test sanity for vmail.mailserver, offline-capable, plus an ansible-doc check of every module.
+# ansible-test sanity for vmail.mailserver, offline-capable, plus an ansible-doc check of every module and filter.
 #
 # ansible-test needs the collection at <root>/ansible_collections/<ns>/<name>, so the files
 # that git lists (tracked + untracked non-ignored) are copied to a temporary tree, which is
@@ -59,16 +59,19 @@ done
 RC=0
 (cd "$DEST" && ansible-test sanity --local --requirements --python "$PYVER" --color no "$@") || RC=$?
 
-# --- ansible-doc renders every module ------------------------------------------------------
-for mod in "$REPO"/plugins/modules/*.py; do
-    name=$(basename "$mod" .py)
-    if ! ANSIBLE_COLLECTIONS_PATH="$TMP" ansible-doc "vmail.mailserver.$name" >/dev/null 2>"$TMP/doc.err" \
+# --- ansible-doc renders every module and filter --------------------------------------------
+for plugin in "$REPO"/plugins/modules/*.py "$REPO"/plugins/filter/*.py; do
+    [ -e "$plugin" ] || continue
+    name=$(basename "$plugin" .py)
+    type=module
+    case "$plugin" in */plugins/filter/*) type=filter ;; esac
+    if ! ANSIBLE_COLLECTIONS_PATH="$TMP" ansible-doc -t "$type" "vmail.mailserver.$name" >/dev/null 2>"$TMP/doc.err" \
         || [ -s "$TMP/doc.err" ]; then
-        echo "sanity: ansible-doc vmail.mailserver.$name failed:" >&2
+        echo "sanity: ansible-doc -t $type vmail.mailserver.$name failed:" >&2
         cat "$TMP/doc.err" >&2
         RC=1
     else
-        echo "ansible-doc vmail.mailserver.$name: ok"
+        echo "ansible-doc -t $type vmail.mailserver.$name: ok"
     fi
 done
 exit $RC

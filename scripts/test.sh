@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of vmail.mailserver (what `make test` and .ci/run call).
 # Stages: sanity (ansible-test + ansible-doc), module tests against a throwaway
-# MariaDB, ansible-lint (production profile), Molecule scenarios default and adopt
-# on Debian 12 and 13.
-# VMAIL_TEST_STAGES="sanity modules lint molecule adopt" selects stages.
+# MariaDB, ansible-lint (production profile), galaxy-importer on the built
+# tarball, Molecule scenarios default and adopt on Debian 12 and 13.
+# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt" selects stages.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 venv="${VENV:-.venv}"
@@ -12,7 +12,7 @@ export ANSIBLE_COLLECTIONS_PATH="$PWD/.cache/collections:${HOME}/.ansible/collec
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1
 
-stages=${VMAIL_TEST_STAGES:-sanity modules lint molecule adopt}
+stages=${VMAIL_TEST_STAGES:-sanity modules lint galaxy molecule adopt}
 passed=0
 failed=0
 failed_names=()
@@ -43,6 +43,7 @@ for stage in $stages; do
     sanity) run_stage sanity scripts/sanity.sh ;;
     modules) run_stage modules scripts/test-modules.sh ;;
     lint) run_stage lint lint ;;
+    galaxy) run_stage galaxy scripts/galaxy-import.sh ;;
     molecule) run_stage molecule molecule test -s default ;;
     adopt) run_stage adopt molecule test -s adopt ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;

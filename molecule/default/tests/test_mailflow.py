@@ -53,6 +53,16 @@ def test_catch_all_takes_unknown_address(mail):
     assert mail.wait_delivered("carol@example.net", token)
 
 
+def test_split_account_variables_are_applied(mail):
+    """erin and info@ come only from mailsql_users__extra/mailsql_aliases__extra (merged by the mailsql role)."""
+    token, msg = make_message("sender@outside.example.org", "info@example.com")
+    with mail.smtp(25) as smtp:
+        refused = smtp.send_message(msg)
+    assert refused == {}
+    assert mail.wait_delivered("erin@example.com", token), "alias from mailsql_aliases__extra not delivered"
+    assert mail.imap_login("erin@example.com") == "OK"
+
+
 def test_unknown_address_of_managed_domain_is_rejected(mail):
     with mail.smtp(25) as smtp:
         smtp.mail("sender@outside.example.org")

@@ -156,7 +156,7 @@ def test_generated_passwords_have_128_bits(host):
 
 def _all_secrets(host, mail):
     secrets = [_secret(host, "lookup"), _secret(host, "admin")]
-    secrets += [u["password"] for u in mail.vars["mailsql_users"]]
+    secrets += [u["password"] for u in mail.users()]
     return secrets
 
 

@@ -53,8 +53,15 @@ class MailServer:
     def port(self, service_port):
         return self.base + service_port
 
+    def users(self):
+        """mailsql_users followed by the mailsql_users__* parts, as the mailsql role merges them."""
+        users = list(self.vars.get("mailsql_users", []))
+        for name in sorted(k for k in self.vars if k.startswith("mailsql_users__")):
+            users += self.vars[name]
+        return users
+
     def password(self, email):
-        for user in self.vars["mailsql_users"]:
+        for user in self.users():
             if user["email"] == email:
                 return user["password"]
         raise KeyError(email)
@@ -91,6 +98,14 @@ class MailServer:
     def imaps(self):
         return imaplib.IMAP4_SSL("127.0.0.1", self.port(993), ssl_context=self.client_context(),
                                  timeout=TIMEOUT)
+
+    def imap_login(self, email):
+        """Log in over IMAPS with *email*'s password from inventory; return the status (``OK``)."""
+        imap = self.imaps()
+        try:
+            return imap.login(email, self.password(email))[0]
+        finally:
+            imap.logout()
 
     def pop3s(self):
         return poplib.POP3_SSL("127.0.0.1", self.port(995), context=self.client_context(), timeout=TIMEOUT)
