@@ -30,16 +30,12 @@ except ImportError:  # pragma: no cover - depends on the host
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
+
 DEFAULT_DB = 'mailserver'
-TABLES = ('virtual_domains', 'virtual_users', 'virtual_aliases')
-# Column widths of the guide schema, used when information_schema cannot tell.
-GUIDE_WIDTHS = {
-    ('virtual_domains', 'name'): 50,
-    ('virtual_users', 'email'): 100,
-    ('virtual_users', 'password'): 106,
-    ('virtual_aliases', 'source'): 100,
-    ('virtual_aliases', 'destination'): 100,
-}
+# The guide tables and the widths of their text columns come from the one schema description.
+TABLES = schema.TABLES
+GUIDE_WIDTHS = schema.GUIDE_WIDTHS
 LOCK_TIMEOUT = 60
 # MariaDB/MySQL error numbers
 ER_DUP_ENTRY = 1062
@@ -174,10 +170,13 @@ def error_code(exc):
 
 
 def check_schema(cursor):
-    """Check that the guide tables exist; return {(table, column): width} of the text columns."""
-    cursor.execute(
-        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, CHARACTER_MAXIMUM_LENGTH AS w FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s, %s)", TABLES)
+    """Check that the guide tables exist; return {(table, column): width}.
+
+    The dict holds the guide's text columns (width from ``information_schema``,
+    the guide width when it cannot tell) and the optional columns of
+    ``vmail_schema`` that exist in this database (width None for non-text columns).
+    """
+    cursor.execute(*schema.information_schema_sql())
     columns = {}
     for row in cursor.fetchall():
         columns[(row['t'], row['c'])] = row['w']
@@ -190,6 +189,11 @@ def check_schema(cursor):
         if key not in columns:
             raise VmailDbError('column %s.%s not found; the database does not have the expected schema' % key)
         widths[key] = int(columns[key]) if columns[key] else default
+    for table in schema.SCHEMA:
+        for col in table.optional:
+            key = (table.name, col.name)
+            if key in columns:
+                widths[key] = int(columns[key]) if columns[key] else None
     return widths
 
 
@@ -289,11 +293,3 @@ def run_and_exit(module, work, write=True):
         conn.close()
     module.exit_json(**result)
 
-
-def find_domain(cursor, name, lock=False):
-    """Return the rows of virtual_domains named ``name`` (lowest id first; the guide schema allows duplicates)."""
-    sql = 'SELECT id, name FROM virtual_domains WHERE name = %s ORDER BY id'
-    if lock:
-        sql += ' FOR UPDATE'
-    cursor.execute(sql, (name,))
-    return list(cursor.fetchall())

@@ -121,11 +121,10 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import (
-    VmailDbError, find_domain, run_and_exit, vmail_db_argument_spec)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, domain_of, normalize_address)
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_planner import plan_members
+    HAS_IDNA, IDNA_IMPORT_ERROR, domain_of)
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
 
 def main():
@@ -134,7 +133,7 @@ def main():
         source=dict(type='str', required=True),
         destination=dict(type='list', elements='str'),
         exclusive=dict(type='bool', default=False),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
+        state=dict(type='str', default='present', choices=list(accounts.STATES)),
         lowercase_local_part=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -142,53 +141,26 @@ def main():
     if not HAS_IDNA:
         module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
     p = module.params
-    state, lower = p['state'], p['lowercase_local_part']
+    alias = dict((k, p[k]) for k in ('source', 'destination', 'exclusive', 'state'))
     try:
-        source = normalize_address(p['source'], lowercase_local_part=lower, allow_catchall=True)
-        destinations = [normalize_address(d, lowercase_local_part=lower) for d in (p['destination'] or [])]
-    except AddressError as exc:
+        desired, entry = accounts.normalize_single(aliases=[alias], lowercase_local_part=p['lowercase_local_part'])
+    except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
-    if state == 'present' and not destinations:
-        module.fail_json(msg='destination must list at least one address with state=present')
-    if source in destinations:
-        module.fail_json(msg='an alias from %s to itself would be a mail loop' % source)
-    source_domain = domain_of(source)
+    source, key, destinations = entry['source'], accounts.fold(entry['source']), entry['destinations']
 
     def work(cursor, widths):
-        normalize_address(source, max_length=widths[('virtual_aliases', 'source')], allow_catchall=True)
-        for dest in destinations:
-            normalize_address(dest, max_length=widths[('virtual_aliases', 'destination')])
-        domains = find_domain(cursor, source_domain, lock=True)
-        if not domains and state == 'present':
-            raise VmailDbError('domain %s of alias source %s does not exist in virtual_domains; create it first '
-                               'with vmail.mailserver.mail_domain' % (source_domain, source))
-        cursor.execute('SELECT id, destination FROM virtual_aliases WHERE source = %s ORDER BY id FOR UPDATE', (source,))
-        rows = cursor.fetchall()
-        current = [r['destination'] for r in rows]
-        change = plan_members(source, current, destinations, state, exclusive=p['exclusive'],
-                              member_name='destinations')
-        for dest in change.add:
-            cursor.execute('SELECT 1 FROM virtual_aliases WHERE source = %s AND destination = %s LIMIT 1', (dest, source))
-            if cursor.fetchone():
-                raise VmailDbError('alias %s -> %s would create a loop: %s already forwards to %s'
-                                   % (source, dest, dest, source))
-            dest_domain = domain_of(dest)
-            if find_domain(cursor, dest_domain):
-                cursor.execute('SELECT 1 FROM virtual_users WHERE email = %s UNION ALL '
-                               'SELECT 1 FROM virtual_aliases WHERE source = %s LIMIT 1', (dest, dest))
-                if not cursor.fetchone():
-                    raise VmailDbError('destination %s is in the managed domain %s but is neither a mailbox nor an '
-                                       'alias; create it first (typo protection)' % (dest, dest_domain))
-        if not module.check_mode:
-            for dest in change.remove:
-                cursor.execute('DELETE FROM virtual_aliases WHERE source = %s AND destination = %s', (source, dest))
-            for dest in change.add:
-                cursor.execute('INSERT INTO virtual_aliases (domain_id, source, destination) VALUES (%s, %s, %s)',
-                               (domains[0]['id'], source, dest))
-        result = dict(changed=change.changed, source=source, added=change.add, removed=change.remove,
-                      destinations=change.after.get('destinations', []))
+        scope = dict(domains=sorted(set([entry['domain']] + [domain_of(d) for d in destinations])),
+                     users=destinations, aliases=[source] + destinations)
+        outcome = accounts.run_single(cursor, widths, desired, scope, check_mode=module.check_mode)
+        current = outcome.state.aliases.get(key)
+        before = accounts.unique_destinations(r['destination'] for r in current['rows']) if current else []
+        change = outcome.plan.aliases.get(key)
+        after = change['after'] if change else before
+        result = dict(changed=change is not None, source=source, added=change['add'] if change else [],
+                      removed=change['removed'] if change else [], destinations=after)
         if module._diff:
-            result['diff'] = change.diff()
+            result['diff'] = dict(before={'source': source, 'destinations': before} if before else {},
+                                  after={'source': source, 'destinations': after} if after else {})
         return result
 
     run_and_exit(module, work)

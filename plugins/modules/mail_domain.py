@@ -106,12 +106,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import (
-    VmailDbError, find_domain, run_and_exit, vmail_db_argument_spec)
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, normalize_domain)
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_planner import (
-    CREATE, DELETE, plan_record)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import HAS_IDNA, IDNA_IMPORT_ERROR
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
 
 def main():
@@ -124,43 +121,33 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_IDNA:
         module.fail_json(msg=missing_required_lib('idna (Debian package python3-idna)'), exception=str(IDNA_IMPORT_ERROR))
-    state = module.params['state']
+    p = module.params
     try:
-        name = normalize_domain(module.params['name'])
-    except AddressError as exc:
+        desired, entry = accounts.normalize_single(domains=[dict(name=p['name'], state=p['state'], force=p['force'])])
+    except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
+    name, key = entry['name'], accounts.fold(entry['name'])
 
     def work(cursor, widths):
-        normalize_domain(name, max_length=widths[('virtual_domains', 'name')])
-        rows = find_domain(cursor, name, lock=True)
-        current = {'name': name} if rows else None
-        change = plan_record(name, current, {'name': name}, state)
-        result = dict(changed=change.changed, name=name, id=rows[0]['id'] if rows else None)
-        if state == 'absent':
-            result.update(mailboxes_removed=0, aliases_removed=0)
-        if change.action == CREATE and not module.check_mode:
-            cursor.execute('INSERT INTO virtual_domains (name) VALUES (%s)', (name,))
-            result['id'] = cursor.lastrowid
-        elif change.action == DELETE:
-            ids = [r['id'] for r in rows]
-            marks = ', '.join(['%s'] * len(ids))
-            cursor.execute('SELECT COUNT(*) AS n FROM virtual_users WHERE domain_id IN (%s)' % marks, ids)
-            users = cursor.fetchone()['n']
-            cursor.execute('SELECT COUNT(*) AS n FROM virtual_aliases WHERE domain_id IN (%s)' % marks, ids)
-            aliases = cursor.fetchone()['n']
-            if (users or aliases) and not module.params['force']:
-                raise VmailDbError('domain %s still has %d mailbox(es) and %d alias(es); remove them first or set '
-                                   'force=true to remove them with the domain (mail on disk is not touched)'
-                                   % (name, users, aliases))
-            change.before.update(mailboxes=users, aliases=aliases)
-            result.update(mailboxes_removed=users, aliases_removed=aliases, id=None)
-            if not module.check_mode:
-                cursor.execute('DELETE FROM virtual_domains WHERE id IN (%s)' % marks, ids)
-        if len(rows) > 1 and state == 'present':
-            module.warn('virtual_domains holds %d rows named %s (ids %s); the mailsql role migration adds a unique index'
-                        % (len(rows), name, ', '.join(str(r['id']) for r in rows)))
+        outcome = accounts.run_single(cursor, widths, desired, check_mode=module.check_mode,
+                                      scope=dict(domains=[name], members=p['state'] == accounts.ABSENT))
+        for warning in outcome.plan.warnings:
+            module.warn(warning)
+        change = outcome.plan.domains.get(key)
+        exists = key in outcome.state.domains
+        result = dict(changed=change is not None, name=name, id=None)
+        before = {'name': name} if exists else {}
+        after = {'name': name} if p['state'] == accounts.PRESENT else {}
+        if p['state'] == accounts.PRESENT:
+            if not (module.check_mode and change is not None):
+                result['id'] = outcome.domain_ids.get(key)
+        else:
+            result.update(mailboxes_removed=change['users'] if change else 0,
+                          aliases_removed=change['aliases'] if change else 0)
+            if change:
+                before.update(mailboxes=change['users'], aliases=change['aliases'])
         if module._diff:
-            result['diff'] = change.diff()
+            result['diff'] = dict(before=before, after=after)
         return result
 
     run_and_exit(module, work)

@@ -145,13 +145,10 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import (
-    VmailDbError, find_domain, run_and_exit, vmail_db_argument_spec)
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, domain_of, normalize_address)
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import HAS_IDNA, IDNA_IMPORT_ERROR
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
-from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_planner import (
-    CREATE, DELETE, HIDDEN, UPDATE, plan_record)
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 
 
 def main():
@@ -160,9 +157,9 @@ def main():
         email=dict(type='str', required=True, aliases=['name', 'user']),
         password=dict(type='str', no_log=True),
         password_hash=dict(type='str', no_log=True),
-        update_password=dict(type='str', default='always', choices=['always', 'on_create'], no_log=False),
+        update_password=dict(type='str', default='always', choices=list(accounts.UPDATE_PASSWORD), no_log=False),
         password_scheme=dict(type='str', default=hashing.DEFAULT_SCHEME, choices=list(hashing.SCHEMES), no_log=False),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
+        state=dict(type='str', default='present', choices=list(accounts.STATES)),
         lowercase_local_part=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -173,99 +170,43 @@ def main():
         module.fail_json(msg=missing_required_lib('passlib (Debian package python3-passlib)'),
                          exception=hashing.PASSLIB_IMPORT_ERROR)
     p = module.params
-    state, scheme = p['state'], p['password_scheme']
-    password, password_hash = p['password'], p['password_hash']
+    user = dict((k, p[k]) for k in ('email', 'password', 'password_hash', 'password_scheme', 'update_password', 'state'))
     try:
-        email = normalize_address(p['email'], lowercase_local_part=p['lowercase_local_part'])
-        if password is not None:
-            hashing.check_password(password)
-        if password_hash is not None:
-            hashing.check_hash(password_hash)
-    except (AddressError, hashing.HashingError) as exc:
+        desired, entry = accounts.normalize_single(users=[user], lowercase_local_part=p['lowercase_local_part'])
+    except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
-    domain = domain_of(email)
+    email, key = entry['email'], accounts.fold(entry['email'])
 
-    def view(row, password_changed=None):
-        if row is None:
-            return None
-        out = dict(email=row['email'], domain=domain_of(row['email']), password=HIDDEN,
-                   password_scheme=hashing.identify(row['password']))
+    def view(email, stored, password_changed=None):
+        out = dict(email=email, domain=entry['domain'], password=accounts.HIDDEN, password_scheme=stored)
         if password_changed is not None:
             out['password_changed'] = password_changed
         return out
 
     def work(cursor, widths):
-        normalize_address(email, max_length=widths[('virtual_users', 'email')])
-        pw_width = widths[('virtual_users', 'password')]
-        if password_hash is not None:
-            hashing.check_hash(password_hash, max_length=pw_width)
-        cursor.execute('SELECT id, domain_id, email, password FROM virtual_users WHERE email = %s FOR UPDATE', (email,))
-        row = cursor.fetchone()
-        result = dict(changed=False, email=email, password_changed=False,
-                      password_scheme=hashing.identify(row['password']) if row else None)
-        if state == 'absent':
-            change = plan_record(email, view(row), {}, 'absent')
-            if change.action == DELETE:
-                cursor.execute('SELECT source FROM virtual_aliases WHERE destination = %s', (email,))
-                sources = sorted(set(r['source'] for r in cursor.fetchall()))
-                if sources:
-                    module.warn('aliases still deliver to %s: %s' % (email, ', '.join(sources)))
-                if not module.check_mode:
-                    cursor.execute('DELETE FROM virtual_users WHERE id = %s', (row['id'],))
-                result.update(password_scheme=None)
+        scope = dict(domains=[entry['domain']], users=[email])
+        if entry['state'] == accounts.ABSENT:
+            scope['destinations'] = [email]
+        outcome = accounts.run_single(cursor, widths, desired, scope, check_mode=module.check_mode)
+        for warning in outcome.plan.warnings:
+            module.warn(warning)
+        row = outcome.state.users.get(key)
+        change = outcome.plan.users.get(key)
+        stored_scheme = hashing.identify(row['password']) if row else None
+        result = dict(changed=change is not None, email=email, password_changed=False, password_scheme=stored_scheme)
+        if entry['state'] == accounts.ABSENT:
+            before, after = (view(row['email'], stored_scheme) if row else {}), {}
+            result['password_scheme'] = None
         else:
-            domains = find_domain(cursor, domain, lock=True)
-            if not domains:
-                raise VmailDbError('domain %s of %s does not exist in virtual_domains; create it first with '
-                                   'vmail.mailserver.mail_domain' % (domain, email))
-            domain_id = domains[0]['id']
-            new_hash = None
-            password_changed = False
-            if row is None:
-                if password is None and password_hash is None:
-                    raise VmailDbError('mailbox %s does not exist; password or password_hash is required to create it'
-                                       % email)
-                password_changed, new_hash = True, password_hash
-            elif p['update_password'] == 'always':
-                if password_hash is not None:
-                    if row['password'] != password_hash:
-                        password_changed, new_hash = True, password_hash
-                elif password is not None:
-                    # verify first (like community.general.htpasswd): never rehash a matching password
-                    stored_scheme = hashing.identify(row['password'])
-                    if stored_scheme != scheme or not hashing.verify_password(password, row['password']):
-                        password_changed = True
-            if password_changed and new_hash is None and not module.check_mode:
-                new_hash = hashing.hash_password(password, scheme)
-                if len(new_hash) > pw_width:
-                    raise VmailDbError('the %s hash is %d characters long but the password column holds only %d; '
-                                       'choose another password_scheme or widen the column'
-                                       % (scheme, len(new_hash), pw_width))
-            current = view(row)
-            if current is not None:
-                current['domain_id'] = row['domain_id']
-            desired = dict(email=email, domain=domain, password=HIDDEN, domain_id=domain_id,
-                           password_scheme=(hashing.identify(new_hash) if new_hash else
-                                            (scheme if password_changed else None)))
-            change = plan_record(email, current, desired, 'present',
-                                 force_fields=['password'] if password_changed else None)
-            change.after.pop('domain_id', None)
-            change.before.pop('domain_id', None)
-            change.after['password_changed'] = password_changed
-            if change.before:
-                change.before['password_changed'] = False
-            if not module.check_mode:
-                if change.action == CREATE:
-                    cursor.execute('INSERT INTO virtual_users (domain_id, password, email) VALUES (%s, %s, %s)',
-                                   (domain_id, new_hash, email))
-                elif change.action == UPDATE:
-                    cursor.execute('UPDATE virtual_users SET domain_id = %s, email = %s, password = %s WHERE id = %s',
-                                   (domain_id, email, new_hash if password_changed else row['password'], row['id']))
-            result.update(password_changed=password_changed,
-                          password_scheme=change.after.get('password_scheme'))
-        result['changed'] = change.changed
+            password_changed = bool(change and change['password_changed'])
+            scheme = stored_scheme
+            if password_changed:
+                scheme = hashing.identify(change['hash']) if change['hash'] else change['scheme']
+            before = view(row['email'], stored_scheme, False) if row else {}
+            after = view(email, scheme, password_changed)
+            result.update(password_changed=password_changed, password_scheme=scheme)
         if module._diff:
-            result['diff'] = change.diff()
+            result['diff'] = dict(before=before, after=after)
         return result
 
     run_and_exit(module, work)

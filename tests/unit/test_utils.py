@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Unit tests of the pure helpers: address normalization, planner, hashing."""
+"""Unit tests of the pure helpers: address normalization, hashing."""
 
 import inspect
 
@@ -7,7 +7,6 @@ import pytest
 
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_address as addr
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
-from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_planner as planner
 
 
 @pytest.mark.parametrize('raw, expected', [
@@ -77,26 +76,6 @@ def test_catchall():
     assert addr.normalize_address('@Example.com', allow_catchall=True) == '@example.com'
     with pytest.raises(addr.AddressError):
         addr.normalize_address('@example.com')
-
-
-def test_plan_record():
-    assert planner.plan_record('k', None, {'a': 1}, 'present').action == planner.CREATE
-    assert planner.plan_record('k', {'a': 1}, {'a': 1}, 'present').action == planner.NONE
-    change = planner.plan_record('k', {'a': 1, 'b': 2}, {'a': 1, 'b': 3}, 'present')
-    assert (change.action, change.fields, change.after['b']) == (planner.UPDATE, ['b'], 3)
-    assert planner.plan_record('k', {'a': 1}, {'a': 1}, 'present', force_fields=['a']).action == planner.UPDATE
-    assert planner.plan_record('k', {'a': 1}, {}, 'absent').action == planner.DELETE
-    assert planner.plan_record('k', None, {}, 'absent').changed is False
-
-
-def test_plan_members():
-    change = planner.plan_members('s', ['a', 'b'], ['b', 'c'], 'present')
-    assert (change.add, change.remove, change.after['members']) == (['c'], [], ['a', 'b', 'c'])
-    change = planner.plan_members('s', ['a', 'b'], ['b', 'c'], 'present', exclusive=True)
-    assert (change.add, change.remove, change.after['members']) == (['c'], ['a'], ['b', 'c'])
-    change = planner.plan_members('s', ['a', 'b'], [], 'absent')
-    assert (change.action, change.remove, change.after) == (planner.DELETE, ['a', 'b'], {})
-    assert planner.plan_members('s', ['a'], ['a'], 'present').changed is False
 
 
 @pytest.mark.parametrize('scheme, prefix', [
