@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""Delivery throughput of the converged mail server: Maildir vs the smtp-sink ceiling, mysql: vs proxy:mysql:.
+
+Runs on the container left by bench/converge.py (`bench-conv`). All traffic
+stays inside the container (127.0.0.1 there):
+
+  * creates --boxes mailboxes in the domain bench.example with
+    vmail.mailserver.mail_accounts (random passwords, in a 0700 temp dir only),
+  * Postfix's own smtp-source sends --messages single-recipient messages
+    (--size bytes) to 127.0.0.1:25, spread evenly over the mailboxes
+    (--parallel smtp-source processes at a time, --sessions SMTP sessions each),
+  * "maildir": the normal path, Postfix -> LMTP -> Dovecot -> Maildir; the time
+    runs until every message is a file in the mailboxes' new/ directories;
+  * "sink": the same Postfix with virtual_transport=smtp:[127.0.0.1]:2525 and
+    Postfix's smtp-sink listening there (dumping each message to a file on
+    the container's /tmp tmpfs): the ceiling of Postfix's own work;
+  * both with the role's plain mysql: maps and with proxy:mysql: (Postfix's
+    proxymap in front of the same maps; changed with postconf in this
+    container only).
+
+The four variants run interleaved, --rounds times, and the table gives the
+median messages per second of each and the Maildir/sink ratio per map type.
+The container's Postfix configuration is restored at the end.
+
+  bench/delivery.py [--messages 5000] [--boxes 100] [--rounds 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+from benchlib import REPO, ansible_env, playbook_cmd, write_private
+
+NAME = 'bench-conv'
+DOMAIN = 'bench.example'
+TARGET = 0.60
+MAP_KEYS = ('virtual_mailbox_domains', 'virtual_mailbox_maps', 'virtual_alias_maps', 'smtpd_sender_login_maps')
+
+# Runs inside the container: one measured variant. Prints one JSON line.
+RUN_SH = r"""
+set -eu
+MODE=$1 MAPS=$2 N=$3 BOXES=$4 PAR=$5 SESS=$6 SIZE=$7 TIMEOUT=$8 DOMAIN=$9
+ROOT=/var/mail/vhosts/$DOMAIN
+SINKDIR=/tmp/bench-sink
+STATE=/root/bench-delivery-orig
+mkdir -p $STATE
+for k in virtual_transport __MAP_KEYS__; do
+    [ -e $STATE/$k ] || postconf -h $k > $STATE/$k
+done
+for k in __MAP_KEYS__; do
+    v=$(sed -E 's/(^|[ ,])proxy:mysql:/\1mysql:/g' $STATE/$k)
+    [ "$MAPS" = mysql ] || v=$(printf '%s' "$v" | sed -E 's/(^|[ ,])mysql:/\1proxy:mysql:/g')
+    postconf -e "$k=$v"
+done
+if [ "$MODE" = sink ]; then
+    postconf -e 'virtual_transport=smtp:[127.0.0.1]:2525'
+else
+    postconf -e "virtual_transport=$(cat $STATE/virtual_transport)"
+fi
+postsuper -d ALL >/dev/null 2>&1 || true
+systemctl restart postfix
+for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/25) 2>/dev/null && break
+    sleep 0.1
+done
+rm -rf "$ROOT"/* "$SINKDIR"
+mkdir -p "$SINKDIR"; chown postfix "$SINKDIR"
+SINKPID=""
+if [ "$MODE" = sink ]; then
+    smtp-sink -u postfix -d "$SINKDIR/" 127.0.0.1:2525 256 &
+    SINKPID=$!
+    sleep 0.5
+fi
+count() {
+    if [ "$MODE" = sink ]; then find "$SINKDIR" -type f | wc -l
+    else find "$ROOT" -type f -path '*/new/*' 2>/dev/null | wc -l; fi
+}
+PER=$((N / BOXES))
+T0=$(date +%s.%N)
+( seq 0 $((BOXES - 1)) | xargs -P "$PAR" -I{} sh -c \
+    'smtp-source -s '"$SESS"' -m '"$PER"' -l '"$SIZE"' -f bench-sender@sender.test -t "box$(printf %03d {})@'"$DOMAIN"'" 127.0.0.1:25' ;
+  date +%s.%N > /tmp/bench-sent ) &
+SENDER=$!
+rm -f /tmp/bench-sent
+C=0
+while :; do
+    C=$(count)
+    [ "$C" -ge "$N" ] && break
+    NOW=$(date +%s.%N)
+    if [ "$(echo "$NOW - $T0 > $TIMEOUT" | bc)" = 1 ]; then break; fi
+    sleep 0.25
+done
+T1=$(date +%s.%N)
+wait $SENDER || true
+TS=$(cat /tmp/bench-sent 2>/dev/null || echo "$T1")
+[ -z "$SINKPID" ] || kill "$SINKPID" 2>/dev/null || true
+Q=$(postqueue -j 2>/dev/null | wc -l)
+echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $(echo "$T1 - $T0" | bc), \"sent_seconds\": $(echo "$TS - $T0" | bc), \"queued_after\": $Q}"
+"""
+
+RESTORE_SH = r"""
+set -eu
+STATE=/root/bench-delivery-orig
+[ -d $STATE ] || exit 0
+for f in $STATE/*; do postconf -e "$(basename $f)=$(cat $f)"; done
+rm -rf $STATE /tmp/bench-sink
+systemctl restart postfix
+"""
+
+
+def dexec(*cmd, stdin=None, check=True):
+    return subprocess.run(['docker', 'exec', '-i', NAME] + list(cmd), input=stdin, text=True, capture_output=True,
+                          check=check)
+
+
+def create_mailboxes(boxes, tmp):
+    """boxNNN@bench.example through mail_accounts (ansible-playbook, docker connection)."""
+    users = [{'email': 'box%03d@%s' % (i, DOMAIN), 'password': 'Bench-' + secrets.token_hex(12)} for i in range(boxes)]
+    vars_file = write_private(os.path.join(tmp, 'vars.json'), {'bench_users': users})
+    task = {'name': 'bench mailboxes', 'vmail.mailserver.mail_accounts': {
+        'config_file': '/etc/vmail/mailsql-admin.cnf', 'domains': [{'name': DOMAIN}],
+        'users': '{{ bench_users }}', 'update_password': 'on_create'}}
+    play = [{'hosts': NAME, 'gather_facts': False, 'become': True, 'vars_files': [vars_file], 'tasks': [task]}]
+    playbook = os.path.join(tmp, 'mailboxes.yml')
+    with open(playbook, 'w') as handle:
+        yaml.safe_dump(play, handle)
+    inventory = os.path.join(tmp, 'hosts.ini')
+    with open(inventory, 'w') as handle:
+        handle.write('%s ansible_connection=community.docker.docker ansible_python_interpreter=/usr/bin/python3\n'
+                     % NAME)
+    env = ansible_env()
+    proc = subprocess.run([playbook_cmd(), '-i', inventory, playbook], cwd=REPO, env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
+        raise RuntimeError('creating the mailboxes failed')
+
+
+def run_variant(mode, maps, args):
+    script = RUN_SH.replace('__MAP_KEYS__', ' '.join(MAP_KEYS))
+    proc = dexec('bash', '-s', '--', mode, maps, str(args.messages), str(args.boxes), str(args.parallel),
+                 str(args.sessions), str(args.size), str(args.timeout), DOMAIN, stdin=script, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise RuntimeError('variant %s/%s failed' % (mode, maps))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result['rate'] = result['count'] / result['seconds']
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--messages', type=int, default=5000)
+    parser.add_argument('--boxes', type=int, default=100)
+    parser.add_argument('--size', type=int, default=2048, help='message size in bytes (default 2048)')
+    parser.add_argument('--parallel', type=int, default=4, help='smtp-source processes at a time (default 4)')
+    parser.add_argument('--sessions', type=int, default=5, help='SMTP sessions per smtp-source (default 5)')
+    parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--timeout', type=int, default=900, help='seconds per variant (default 900)')
+    parser.add_argument('--json', help='write all runs to this JSON file')
+    args = parser.parse_args()
+    if args.messages % args.boxes:
+        parser.error('--messages must be a multiple of --boxes')
+    if subprocess.run(['docker', 'exec', NAME, 'true'], capture_output=True, check=False).returncode != 0:
+        parser.error('container %s is not running: run bench/converge.py first' % NAME)
+    for tool in ('smtp-source', 'smtp-sink', 'bc'):
+        if dexec('sh', '-c', 'command -v %s' % tool, check=False).returncode != 0:
+            if tool == 'bc':
+                dexec('sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bc >/dev/null')
+            else:
+                parser.error('%s not found in the container' % tool)
+
+    tmp = tempfile.mkdtemp(prefix='vmail-bench-delivery-')
+    os.chmod(tmp, 0o700)
+    try:
+        print('# creating %d mailboxes in %s ...' % (args.boxes, DOMAIN), flush=True)
+        create_mailboxes(args.boxes, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    runs = []
+    try:
+        for rnd in range(args.rounds):
+            for maps in ('mysql', 'proxy'):
+                for mode in ('maildir', 'sink'):
+                    print('# round %d: %s, %s maps, %d messages ...' % (rnd + 1, mode, maps, args.messages), flush=True)
+                    res = run_variant(mode, maps, args)
+                    res['round'] = rnd + 1
+                    res['load'] = os.getloadavg()[0]
+                    runs.append(res)
+                    print('#   %d delivered in %.1f s (%.0f msg/s; smtp-source done after %.1f s; load %.1f)'
+                          % (res['count'], res['seconds'], res['rate'], res['sent_seconds'], res['load']), flush=True)
+    finally:
+        dexec('bash', '-s', stdin=RESTORE_SH, check=False)
+
+    def median(mode, maps):
+        vals = [r['rate'] for r in runs if r['mode'] == mode and r['maps'] == maps]
+        return statistics.median(vals) if vals else 0.0
+
+    print()
+    print('%d single-recipient messages of %d bytes to %d mailboxes, %d rounds (median msg/s)'
+          % (args.messages, args.size, args.boxes, args.rounds))
+    print()
+    print('| maps | Maildir (Dovecot LMTP) msg/s | smtp-sink ceiling msg/s | Maildir / sink | target >= 60% | met |')
+    print('|---|---:|---:|---:|---|---|')
+    for maps, label in (('mysql', 'mysql: (role default)'), ('proxy', 'proxy:mysql:')):
+        md, sk = median('maildir', maps), median('sink', maps)
+        ratio = md / sk if sk else 0
+        print('| %s | %.0f | %.0f | %.0f%% | >= 60%% | %s |' % (label, md, sk, 100 * ratio,
+                                                               'yes' if ratio >= TARGET else 'no'))
+    faster = 'proxy:mysql:' if median('maildir', 'proxy') > median('maildir', 'mysql') else 'mysql:'
+    print()
+    print('Faster map type for Maildir delivery in this run: %s (%.0f vs %.0f msg/s)'
+          % (faster, max(median('maildir', 'proxy'), median('maildir', 'mysql')),
+             min(median('maildir', 'proxy'), median('maildir', 'mysql'))))
+    incomplete = [r for r in runs if r['count'] < args.messages]
+    if incomplete:
+        print('WARNING: %d runs hit the timeout before all messages arrived' % len(incomplete))
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump({'args': vars(args), 'runs': runs}, handle, indent=1)
+
+
+if __name__ == '__main__':
+    main()
