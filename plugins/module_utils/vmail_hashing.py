@@ -77,6 +77,8 @@ DEFAULT_SCHEME = 'SHA512-CRYPT'
 SCHEMES = ('SHA512-CRYPT', 'SHA256-CRYPT', 'BLF-CRYPT')
 # Schemes whose stored hash is written without the {SCHEME} prefix.
 UNPREFIXED = ('SHA512-CRYPT',)
+# Schemes whose payload is a crypt(3) string that passlib can recognise.
+CRYPT_SCHEMES = ('SHA512-CRYPT', 'SHA256-CRYPT', 'BLF-CRYPT', 'MD5-CRYPT')
 SHA_CRYPT_ROUNDS = 5000
 BCRYPT_COST = 12
 
@@ -126,7 +128,11 @@ def identify(stored):
         by_prefix = 'MD5-CRYPT'
     if scheme is None or scheme == 'CRYPT':
         return by_prefix
-    return scheme if scheme == by_prefix else (scheme if by_prefix is None else None)
+    if scheme in CRYPT_SCHEMES:
+        # A crypt scheme's payload must be that crypt string: {SHA512-CRYPT}garbage is not a hash.
+        return scheme if scheme == by_prefix else None
+    # Other Dovecot schemes ({SSHA512}, {ARGON2ID} ...) are opaque here: kept as they are.
+    return scheme if by_prefix is None else None
 
 
 def hash_password(password, scheme=DEFAULT_SCHEME):

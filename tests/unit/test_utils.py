@@ -103,7 +103,8 @@ def test_known_encrypt_vector():
     assert not hashing.verify_password('Hello world', stored)
 
 
-@pytest.mark.parametrize('bad', ['', 'plain', '{PLAIN}', '$6$x y$z'])
+@pytest.mark.parametrize('bad', ['', 'plain', '{PLAIN}', '$6$x y$z', '{SHA512-CRYPT}garbage',
+                                 '{BLF-CRYPT}$6$saltstring$x', '{SHA256-CRYPT}'])
 def test_check_hash_rejects(bad):
     with pytest.raises(hashing.HashingError):
         hashing.check_hash(bad)
