@@ -115,6 +115,24 @@ def parse(text):
             'task_seconds': sum(s for _, s in tasks)}
 
 
+def calibrate(invdir, logdir, tasks=20, extra_env=None):
+    """Seconds per task round trip on this connection: (N+1 pings - 1 ping) / N, facts off."""
+    import yaml
+    times = []
+    for n in (1, tasks + 1):
+        play = [{'hosts': NAME, 'gather_facts': False,
+                 'tasks': [{'name': 'ping %d' % i, 'ansible.builtin.ping': {}} for i in range(n)]}]
+        path = os.path.join(logdir, 'calibrate-%d.yml' % n)
+        with open(path, 'w') as handle:
+            yaml.safe_dump(play, handle)
+        env = ansible_env(**(extra_env or {}))
+        start = time.perf_counter()
+        subprocess.run([playbook_cmd(), '-i', os.path.join(invdir, 'hosts.yml'), path], cwd=REPO, env=env,
+                       capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return (times[1] - times[0]) / tasks
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--image', default=os.environ.get('VMAIL_IMAGE_DEBIAN12', 'vmail/debian:12'))
@@ -149,6 +167,9 @@ def main():
             runs.append(info)
             if key.startswith('rerun') and info['changed']:
                 print('WARNING: %s reported changed=%d' % (label, info['changed']))
+        print('# calibration: seconds per task round trip (ping) ...', flush=True)
+        per_task = calibrate(invdir, args.logdir)
+        per_task_pipe = calibrate(invdir, args.logdir, extra_env={'ANSIBLE_PIPELINING': 'True'})
     finally:
         if args.rm:
             subprocess.run(['docker', 'rm', '-f', NAME], capture_output=True, check=False)
@@ -172,12 +193,17 @@ def main():
     for task, sec in rerun['tasks'][:args.top]:
         print('| %s | %.2f |' % (task.replace('|', '\\|'), sec))
     print()
+    print('Task round trip on this connection (ansible.builtin.ping, %d tasks): %.2f s, with pipelining %.2f s; '
+          'the re-run had %d ok task results (loops count once; set_fact/assert/debug run on the controller), '
+          'so remote round trips cost up to about %.0f s of it.'
+          % (20, per_task, per_task_pipe, rerun['ok'], per_task * rerun['ok']))
+    print()
     print('%d timed tasks in the re-run; the other %d took %.1f s together'
           % (len(rerun['tasks']), max(0, len(rerun['tasks']) - args.top),
              sum(s for _, s in rerun['tasks'][args.top:])))
     if args.json:
         with open(args.json, 'w') as handle:
-            json.dump(runs, handle, indent=1)
+            json.dump({'runs': runs, 'per_task': per_task, 'per_task_pipelining': per_task_pipe}, handle, indent=1)
 
 
 if __name__ == '__main__':
