@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Account-layer benchmark of vmail.mailserver: per-item modules vs mail_accounts vs the SQL floor.
 
@@ -25,8 +24,8 @@ vars file only, and never printed (any output shown on failure is scrubbed).
 
 Prints a table and writes a bar chart (matplotlib, see bench/requirements.txt).
 
-  bench/accounts.py                                   # 10,000 + 10,000 over 100 domains
-  bench/accounts.py --users 1000 --aliases 1000 --domains 10 --loop-items 100 --purge 100   # quick
+  python bench/accounts.py                                   # 10,000 + 10,000 over 100 domains
+  python bench/accounts.py --users 1000 --aliases 1000 --domains 10 --loop-items 100 --purge 100   # quick
 """
 
 from __future__ import annotations
@@ -93,7 +92,7 @@ class MariaDB(object):
              '--innodb-buffer-pool-size=128M', '--innodb-log-file-size=64M',
              '--innodb-flush-log-at-trx-commit=2', '--skip-log-bin'] + user_opt,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):
+        for _attempt in range(300):
             if self.proc.poll() is not None:
                 raise RuntimeError('mariadbd exited: see %s/error.log' % self.tmp)
             try:
@@ -276,7 +275,7 @@ def measure_loop(ans, server, admin_pw, domains, users, aliases, items):
          'loop': '{{ bench_aliases }}', 'loop_control': {'label': '{{ item.source }}'}},
     ]
     data = {'bench_cnf': ans.cnf, 'bench_domains': sub_domains, 'bench_users': sub_users, 'bench_aliases': sub_aliases}
-    elapsed, _ = ans.run('loop', tasks, data)
+    elapsed = ans.run('loop', tasks, data)[0]
     got = counts(server, 'bench_loop')
     want = {'virtual_domains': len(sub_domains), 'virtual_users': len(sub_users), 'virtual_aliases': len(sub_aliases)}
     if got != want:
@@ -341,6 +340,11 @@ def task_seconds(results):
 
 # --------------------------------------------------------------------------- report
 
+def yes(ok):
+    """Table cell for a target: yes or NO."""
+    return 'yes' if ok else 'NO'
+
+
 def fmt(sec):
     return '%.2f' % sec if sec < 100 else '%.0f' % sec
 
@@ -348,8 +352,8 @@ def fmt(sec):
 def report(rows, args, env):
     """Print the rows as a Markdown table (pastes into docs/benchmarks.md as is)."""
     print()
-    print('Account benchmark: %d domains, %d mailboxes, %d aliases (%s)' % (args.domains, args.users, args.aliases,
-                                                                         env))
+    print('Account benchmark: %d domains, %d mailboxes, %d aliases (%s)'
+          % (args.domains, args.users, args.aliases, env))
     print()
     print('| row | what | wall s | task s | x floor | target | met |')
     print('|---|---|---:|---:|---:|---|---|')
@@ -375,8 +379,8 @@ def chart(rows, path, title):
     ax.set_xscale('log')
     ax.set_xlabel('seconds (log scale)')
     ax.set_title(title, fontsize=10)
-    for bar, value in zip(bars, values[::-1]):
-        ax.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, fmt(value) + ' s', va='center', fontsize=8)
+    for rect, value in zip(bars, values[::-1]):
+        ax.text(rect.get_width() * 1.08, rect.get_y() + rect.get_height() / 2, fmt(value) + ' s', va='center', fontsize=8)
     ax.set_xlim(min(values) / 2, max(values) * 8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -384,7 +388,7 @@ def chart(rows, path, title):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--domains', type=int, default=100)
     parser.add_argument('--users', type=int, default=10000)
     parser.add_argument('--aliases', type=int, default=10000)
@@ -438,9 +442,9 @@ def main():
                                    % (got, task_changed(out), expect))
         if 'o' not in skip:
             print('# (o) ansible-playbook alone with the same vars file ...', flush=True)
-            res['o'], _ = ans.run('overhead', [{'name': 'accounts',
-                                                'ansible.builtin.debug': {'msg': '{{ bench_users | length }} users'}}],
-                                  data)
+            res['o'] = ans.run('overhead', [{'name': 'accounts',
+                                             'ansible.builtin.debug': {'msg': '{{ bench_users | length }} users'}}],
+                               data)[0]
         if 'd' not in skip and 'b' not in skip:
             for mode in ('on_create', 'always'):
                 print('# (d) mail_accounts re-run, update_password=%s ...' % mode, flush=True)
@@ -469,7 +473,6 @@ def main():
                              task=res.get(key.replace('d1', 'd_on_create').replace('d2', 'd_always') + '_task'),
                              target=target, met=met))
 
-        yes = lambda ok: 'yes' if ok else 'NO'  # noqa: E731
         if 'a' in res:
             add('a', 'per-item loop', 'per-item modules (%d items measured: %.1f s), extrapolated'
                 % (res['a_items'], res['a_measured']), res['a'])

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """site.yml converge time on a fresh systemd container, its no-change re-run, and where the time goes.
 
@@ -18,7 +17,7 @@ wall time of each run, the number of task results, and the top tasks of the
 re-run. Logs go to --logdir (default /tmp/vmail-bench-converge). The container
 is kept for bench/delivery.sh unless --rm is given.
 
-  bench/converge.py [--image vmail/debian:12] [--top 15] [--rm] [--json out.json]
+  python bench/converge.py [--image vmail/debian:12] [--top 15] [--rm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ def start_container(image):
     sh(['docker', 'run', '-d', '--name', NAME, '--hostname', 'mail.example.com', '--cap-add', 'SYS_ADMIN',
         '--security-opt', 'seccomp=unconfined', '--cgroupns', 'host', '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw',
         '--tmpfs', '/run', '--tmpfs', '/tmp', image, '/sbin/init'])
-    for _ in range(120):
+    for _attempt in range(120):
         state = subprocess.run(['docker', 'exec', NAME, 'systemctl', 'is-system-running'], capture_output=True,
                                text=True, check=False).stdout.strip()
         if state in ('running', 'degraded'):
@@ -110,9 +109,9 @@ def parse(text):
         if m:
             tasks.append((m.group('task').strip(), float(m.group('sec'))))
     recap = RECAP.search(text)
-    ok, changed, _, failed, skipped = (int(x) for x in recap.groups()) if recap else (0, 0, 0, 0, 0)
+    ok, changed, _unreachable, failed, skipped = (int(x) for x in recap.groups()) if recap else (0, 0, 0, 0, 0)
     return {'tasks': tasks, 'ok': ok, 'changed': changed, 'failed': failed, 'skipped': skipped,
-            'task_seconds': sum(s for _, s in tasks)}
+            'task_seconds': sum(sec for _task, sec in tasks)}
 
 
 def calibrate(invdir, logdir, tasks=20, extra_env=None):
@@ -134,7 +133,7 @@ def calibrate(invdir, logdir, tasks=20, extra_env=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--image', default=os.environ.get('VMAIL_IMAGE_DEBIAN12', 'vmail/debian:12'))
     parser.add_argument('--top', type=int, default=15)
     parser.add_argument('--logdir', default='/tmp/vmail-bench-converge')
@@ -182,8 +181,9 @@ def main():
         if run['key'].startswith('rerun'):
             target = '< %d s' % TARGET_RERUN
             met = 'yes' if run['seconds'] < TARGET_RERUN else 'no'
-        print('| %s | %.1f | %d/%d/%d | %.1f | %s | %s |' % (run['label'], run['seconds'], run['ok'], run['changed'],
-                                                           run['skipped'], run['task_seconds'], target, met))
+        print('| %s | %.1f | %d/%d/%d | %.1f | %s | %s |'
+              % (run['label'], run['seconds'], run['ok'], run['changed'], run['skipped'], run['task_seconds'],
+                 target, met))
     rerun = next(r for r in runs if r['key'] == 'rerun')
     print()
     print('Top %d tasks of the no-change re-run (profile_tasks):' % args.top)
@@ -200,7 +200,7 @@ def main():
     print()
     print('%d timed tasks in the re-run; the other %d took %.1f s together'
           % (len(rerun['tasks']), max(0, len(rerun['tasks']) - args.top),
-             sum(s for _, s in rerun['tasks'][args.top:])))
+             sum(sec for _task, sec in rerun['tasks'][args.top:])))
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump({'runs': runs, 'per_task': per_task, 'per_task_pipelining': per_task_pipe}, handle, indent=1)

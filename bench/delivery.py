@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Delivery throughput of the converged mail server: Maildir vs the smtp-sink ceiling, mysql: vs proxy:mysql:.
 
@@ -23,7 +22,7 @@ The four variants run interleaved, --rounds times, and the table gives the
 median messages per second of each and the Maildir/sink ratio per map type.
 The container's Postfix configuration is restored at the end.
 
-  bench/delivery.py [--messages 5000] [--boxes 100] [--rounds 2] [--json out.json]
+  python bench/delivery.py [--messages 5000] [--boxes 100] [--rounds 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -106,7 +105,8 @@ wait $SENDER || true
 TS=$(cat /tmp/bench-sent 2>/dev/null || echo "$T1")
 [ -z "$SINKPID" ] || kill "$SINKPID" 2>/dev/null || true
 Q=$(postqueue -j 2>/dev/null | wc -l)
-echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $(echo "$T1 - $T0" | bc), \"sent_seconds\": $(echo "$TS - $T0" | bc), \"queued_after\": $Q}"
+SEC=$(echo "$T1 - $T0" | bc); SENT=$(echo "$TS - $T0" | bc)
+echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $SEC, \"sent_seconds\": $SENT, \"queued_after\": $Q}"
 """
 
 RESTORE_SH = r"""
@@ -160,7 +160,7 @@ def run_variant(mode, maps, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--messages', type=int, default=5000)
     parser.add_argument('--boxes', type=int, default=100)
     parser.add_argument('--size', type=int, default=2048, help='message size in bytes (default 2048)')
@@ -217,8 +217,8 @@ def main():
     for maps, label in (('mysql', 'mysql: (role default)'), ('proxy', 'proxy:mysql:')):
         md, sk = median('maildir', maps), median('sink', maps)
         ratio = md / sk if sk else 0
-        print('| %s | %.0f | %.0f | %.0f%% | >= 60%% | %s |' % (label, md, sk, 100 * ratio,
-                                                               'yes' if ratio >= TARGET else 'no'))
+        print('| %s | %.0f | %.0f | %.0f%% | >= 60%% | %s |'
+              % (label, md, sk, 100 * ratio, 'yes' if ratio >= TARGET else 'no'))
     faster = 'proxy:mysql:' if median('maildir', 'proxy') > median('maildir', 'mysql') else 'mysql:'
     print()
     print('Faster map type for Maildir delivery in this run: %s (%.0f vs %.0f msg/s)'
