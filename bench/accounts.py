@@ -24,8 +24,8 @@ vars file only, and never printed (any output shown on failure is scrubbed).
 
 Prints a table and writes a bar chart (matplotlib, see bench/requirements.txt).
 
-  .venv/bin/python bench/accounts.py                                   # 10,000 + 10,000 over 100 domains
-  .venv/bin/python bench/accounts.py --users 1000 --aliases 1000 --domains 10 --loop-items 100 --purge 100   # quick
+  python bench/accounts.py                                   # 10,000 + 10,000 over 100 domains
+  python bench/accounts.py --users 1000 --aliases 1000 --domains 10 --loop-items 100 --purge 100   # quick
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def measure_loop(ans, server, admin_pw, domains, users, aliases, items):
          'loop': '{{ bench_aliases }}', 'loop_control': {'label': '{{ item.source }}'}},
     ]
     data = {'bench_cnf': ans.cnf, 'bench_domains': sub_domains, 'bench_users': sub_users, 'bench_aliases': sub_aliases}
-    elapsed, _output = ans.run('loop', tasks, data)
+    elapsed = ans.run('loop', tasks, data)[0]
     got = counts(server, 'bench_loop')
     want = {'virtual_domains': len(sub_domains), 'virtual_users': len(sub_users), 'virtual_aliases': len(sub_aliases)}
     if got != want:
@@ -339,6 +339,11 @@ def task_seconds(results):
 
 
 # --------------------------------------------------------------------------- report
+
+def yes(ok):
+    """Table cell for a target: yes or NO."""
+    return 'yes' if ok else 'NO'
+
 
 def fmt(sec):
     return '%.2f' % sec if sec < 100 else '%.0f' % sec
@@ -437,8 +442,9 @@ def main():
                                    % (got, task_changed(out), expect))
         if 'o' not in skip:
             print('# (o) ansible-playbook alone with the same vars file ...', flush=True)
-            overhead_task = {'name': 'accounts', 'ansible.builtin.debug': {'msg': '{{ bench_users | length }} users'}}
-            res['o'], _output = ans.run('overhead', [overhead_task], data)
+            res['o'] = ans.run('overhead', [{'name': 'accounts',
+                                             'ansible.builtin.debug': {'msg': '{{ bench_users | length }} users'}}],
+                               data)[0]
         if 'd' not in skip and 'b' not in skip:
             for mode in ('on_create', 'always'):
                 print('# (d) mail_accounts re-run, update_password=%s ...' % mode, flush=True)
@@ -466,9 +472,6 @@ def main():
             rows.append(dict(key=key, short=short, what=what, seconds=seconds, ratio=seconds / floor,
                              task=res.get(key.replace('d1', 'd_on_create').replace('d2', 'd_always') + '_task'),
                              target=target, met=met))
-
-        def yes(ok):
-            return 'yes' if ok else 'NO'
 
         if 'a' in res:
             add('a', 'per-item loop', 'per-item modules (%d items measured: %.1f s), extrapolated'

@@ -17,7 +17,7 @@ wall time of each run, the number of task results, and the top tasks of the
 re-run. Logs go to --logdir (default /tmp/vmail-bench-converge). The container
 is kept for bench/delivery.sh unless --rm is given.
 
-  .venv/bin/python bench/converge.py [--image vmail/debian:12] [--top 15] [--rm] [--json out.json]
+  python bench/converge.py [--image vmail/debian:12] [--top 15] [--rm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -111,7 +111,25 @@ def parse(text):
     recap = RECAP.search(text)
     ok, changed, _unreachable, failed, skipped = (int(x) for x in recap.groups()) if recap else (0, 0, 0, 0, 0)
     return {'tasks': tasks, 'ok': ok, 'changed': changed, 'failed': failed, 'skipped': skipped,
-            'task_seconds': sum(s for _name, s in tasks)}
+            'task_seconds': sum(sec for _task, sec in tasks)}
+
+
+def calibrate(invdir, logdir, tasks=20, extra_env=None):
+    """Seconds per task round trip on this connection: (N+1 pings - 1 ping) / N, facts off."""
+    import yaml
+    times = []
+    for n in (1, tasks + 1):
+        play = [{'hosts': NAME, 'gather_facts': False,
+                 'tasks': [{'name': 'ping %d' % i, 'ansible.builtin.ping': {}} for i in range(n)]}]
+        path = os.path.join(logdir, 'calibrate-%d.yml' % n)
+        with open(path, 'w') as handle:
+            yaml.safe_dump(play, handle)
+        env = ansible_env(**(extra_env or {}))
+        start = time.perf_counter()
+        subprocess.run([playbook_cmd(), '-i', os.path.join(invdir, 'hosts.yml'), path], cwd=REPO, env=env,
+                       capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return (times[1] - times[0]) / tasks
 
 
 def main():
@@ -148,6 +166,9 @@ def main():
             runs.append(info)
             if key.startswith('rerun') and info['changed']:
                 print('WARNING: %s reported changed=%d' % (label, info['changed']))
+        print('# calibration: seconds per task round trip (ping) ...', flush=True)
+        per_task = calibrate(invdir, args.logdir)
+        per_task_pipe = calibrate(invdir, args.logdir, extra_env={'ANSIBLE_PIPELINING': 'True'})
     finally:
         if args.rm:
             subprocess.run(['docker', 'rm', '-f', NAME], capture_output=True, check=False)
@@ -161,8 +182,8 @@ def main():
             target = '< %d s' % TARGET_RERUN
             met = 'yes' if run['seconds'] < TARGET_RERUN else 'no'
         print('| %s | %.1f | %d/%d/%d | %.1f | %s | %s |'
-              % (run['label'], run['seconds'], run['ok'], run['changed'], run['skipped'], run['task_seconds'], target,
-                 met))
+              % (run['label'], run['seconds'], run['ok'], run['changed'], run['skipped'], run['task_seconds'],
+                 target, met))
     rerun = next(r for r in runs if r['key'] == 'rerun')
     print()
     print('Top %d tasks of the no-change re-run (profile_tasks):' % args.top)
@@ -172,12 +193,17 @@ def main():
     for task, sec in rerun['tasks'][:args.top]:
         print('| %s | %.2f |' % (task.replace('|', '\\|'), sec))
     print()
+    print('Task round trip on this connection (ansible.builtin.ping, %d tasks): %.2f s, with pipelining %.2f s; '
+          'the re-run had %d ok task results (loops count once; set_fact/assert/debug run on the controller), '
+          'so remote round trips cost up to about %.0f s of it.'
+          % (20, per_task, per_task_pipe, rerun['ok'], per_task * rerun['ok']))
+    print()
     print('%d timed tasks in the re-run; the other %d took %.1f s together'
           % (len(rerun['tasks']), max(0, len(rerun['tasks']) - args.top),
-             sum(s for _name, s in rerun['tasks'][args.top:])))
+             sum(sec for _task, sec in rerun['tasks'][args.top:])))
     if args.json:
         with open(args.json, 'w') as handle:
-            json.dump(runs, handle, indent=1)
+            json.dump({'runs': runs, 'per_task': per_task, 'per_task_pipelining': per_task_pipe}, handle, indent=1)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ The four variants run interleaved, --rounds times, and the table gives the
 median messages per second of each and the Maildir/sink ratio per map type.
 The container's Postfix configuration is restored at the end.
 
-  .venv/bin/python bench/delivery.py [--messages 5000] [--boxes 100] [--rounds 2] [--json out.json]
+  python bench/delivery.py [--messages 5000] [--boxes 100] [--rounds 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ wait $SENDER || true
 TS=$(cat /tmp/bench-sent 2>/dev/null || echo "$T1")
 [ -z "$SINKPID" ] || kill "$SINKPID" 2>/dev/null || true
 Q=$(postqueue -j 2>/dev/null | wc -l)
-echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C," \
-  "\"seconds\": $(echo "$T1 - $T0" | bc), \"sent_seconds\": $(echo "$TS - $T0" | bc), \"queued_after\": $Q}"
+SEC=$(echo "$T1 - $T0" | bc); SENT=$(echo "$TS - $T0" | bc)
+echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $SEC, \"sent_seconds\": $SENT, \"queued_after\": $Q}"
 """
 
 RESTORE_SH = r"""
