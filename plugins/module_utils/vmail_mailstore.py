@@ -115,8 +115,7 @@ def to_v24(template):
     :class:`MailStoreError`.
     """
     if template == '~' or template.startswith('~/'):
-        template = '%{home}' + template[1:]
-        return '%{home}' + to_v24(template[len('%{home}'):])
+        return '%{home}' + to_v24(template[1:])
 
     def repl(match):
         name = match.group(1)

@@ -302,8 +302,8 @@ def main():
         module.fail_json(msg=guard_message(current, home, location, plan, count), current=current,
                          maildirs=count, moves=plan['moves'][:CAP])
     if p['uid'] is not None:
-        wrong = [(m['path'], os.stat(m['path']).st_uid) for m in plan['at_current']
-                 if os.stat(m['path']).st_uid != p['uid']]
+        owners = [(m['path'], os.stat(m['path']).st_uid) for m in plan['at_current']]
+        wrong = [(path, uid) for path, uid in owners if uid != p['uid']]
         if wrong:
             module.fail_json(msg='%d Maildirs belong to another uid than the vmail account\'s %d (e.g. %s is owned by '
                                  'uid %d); Dovecot would not open them. Set dovecot_vmail_uid/dovecot_vmail_gid to '
