@@ -215,3 +215,68 @@ def test_no_secret_in_verbose_ansible_output(host, mail):
     assert "changed=1" in output or "changed=2" in output, "the password change was not detected"
     for secret in _all_secrets(host, mail) + [new_password]:
         assert secret not in output, "a secret appeared in -vvv output"
+
+
+# --- SMTP smuggling (CVE-2023-51764) ------------------------------------------
+
+
+def test_smtp_smuggling_gives_no_second_message(mail):
+    """A body that hides a second transaction after <LF>.<CR><LF> yields one message, not two.
+
+    Postfix before smtpd_forbid_bare_newline (and Debian 12's 3.7.11 with its
+    default `no`) ends DATA at <LF>.<CR><LF> and runs the hidden MAIL/RCPT/DATA
+    as a second, spoofable message. With `normalize` (the role's setting,
+    www.postfix.org/smtp-smuggling.html) only <CR><LF>.<CR><LF> ends DATA, so
+    the hidden lines stay inside the first message's body.
+    """
+    import secrets
+    import socket
+
+    first, hidden = "smuggle-first-" + secrets.token_hex(6), "smuggle-hidden-" + secrets.token_hex(6)
+    rcpt = "bob@example.com"
+    payload = (
+        f"From: <sender@outside.example.org>\r\nTo: <{rcpt}>\r\nSubject: {first}\r\n\r\nfirst body\r\n"
+        "\n.\r\n"  # bare LF before the dot: the smuggling end-of-data
+        f"MAIL FROM:<spoof@outside.example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+        f"From: <spoof@outside.example.org>\r\nTo: <{rcpt}>\r\nSubject: {hidden}\r\n\r\nhidden body\r\n"
+        ".\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", mail.port(25)), timeout=30) as sock:
+        reader = sock.makefile("rb")
+
+        def reply():
+            lines = []
+            while True:
+                line = reader.readline().decode()
+                lines.append(line)
+                if len(line) < 4 or line[3] != "-":
+                    return "".join(lines)
+
+        assert reply().startswith("220")
+        for command, code in (("EHLO client.example.org", "250"), ("MAIL FROM:<sender@outside.example.org>", "250"),
+                              (f"RCPT TO:<{rcpt}>", "250"), ("DATA", "354")):
+            sock.sendall(command.encode() + b"\r\n")
+            answer = reply()
+            assert answer.startswith(code), f"{command}: {answer}"
+        sock.sendall(payload.encode())
+        answers = [reply()]
+        sock.sendall(b"QUIT\r\n")
+        sock.settimeout(5)
+        try:
+            while True:
+                line = reader.readline().decode()
+                if not line:
+                    break
+                answers.append(line)
+        except OSError:
+            pass
+    assert answers[0].startswith("250"), answers
+    assert mail.wait_delivered(rcpt, first), "the first message was not delivered"
+    # A smuggled second message would be in the queue or delivered by the time the queue is empty.
+    deadline = time.time() + 30
+    while time.time() < deadline and "Mail queue is empty" not in mail.host.run("postqueue -p").stdout:
+        time.sleep(0.5)
+    files_first = set(mail.maildir_grep(rcpt, first).stdout.split())
+    files_hidden = set(mail.maildir_grep(rcpt, hidden).stdout.split())
+    assert files_hidden <= files_first, (
+        f"the hidden transaction became a message of its own: {sorted(files_hidden - files_first)}; replies {answers}")
