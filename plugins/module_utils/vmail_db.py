@@ -219,11 +219,7 @@ def run_transaction(module, conn, work, retries=3):
         name = None
         try:
             widths = check_schema(cursor)
-            name = lock_name(cursor)
-            cursor.execute('SELECT GET_LOCK(%s, %s) AS got', (name, LOCK_TIMEOUT))
-            if cursor.fetchone()['got'] != 1:
-                raise VmailDbError('timed out after %d s waiting for the lock %r held by another writer'
-                                   % (LOCK_TIMEOUT, name))
+            name = acquire_lock(cursor)
             conn.begin()
             result = work(cursor, widths)
             if module.check_mode:
@@ -244,12 +240,49 @@ def run_transaction(module, conn, work, retries=3):
             _rollback(conn)
             raise
         finally:
-            if name is not None:
-                try:
-                    cursor.execute('SELECT RELEASE_LOCK(%s)', (name,))
-                except pymysql.err.MySQLError:
-                    pass
+            release_lock(cursor, name)
             cursor.close()
+
+
+def acquire_lock(cursor):
+    """Take the writer lock of the database (:func:`lock_name`); return its name. Raises VmailDbError on timeout."""
+    name = lock_name(cursor)
+    cursor.execute('SELECT GET_LOCK(%s, %s) AS got', (name, LOCK_TIMEOUT))
+    if cursor.fetchone()['got'] != 1:
+        raise VmailDbError('timed out after %d s waiting for the lock %r held by another writer' % (LOCK_TIMEOUT, name))
+    return name
+
+
+def release_lock(cursor, name):
+    """Release the lock ``name`` taken by :func:`acquire_lock` (nothing when ``name`` is None)."""
+    if name is not None:
+        try:
+            cursor.execute('SELECT RELEASE_LOCK(%s)', (name,))
+        except pymysql.err.MySQLError:
+            pass
+
+
+def run_locked(module, conn, work):
+    """Run ``work(cursor)`` under the database's writer lock, without a transaction; return its result.
+
+    For schema changes (DDL commits implicitly in MariaDB/MySQL): ``work``
+    commits what it writes. Database errors and ValueErrors (for example a
+    failed migration check) end the module with ``fail_json``.
+    """
+    cursor = conn.cursor()
+    name = None
+    try:
+        name = acquire_lock(cursor)
+        return work(cursor)
+    except pymysql.err.MySQLError as exc:
+        _rollback(conn)
+        module.fail_json(msg='Database error: %s' % describe_error(exc))
+    except (VmailDbError, ValueError) as exc:
+        _rollback(conn)
+        module.fail_json(msg=str(exc))
+    finally:
+        release_lock(cursor, name)
+        cursor.close()
 
 
 def _rollback(conn):
