@@ -943,9 +943,9 @@ def _check_alias_domains(desired, state, plan, final_domains, final_alias, error
                            % (entry['alias_of'], _domain_name(state, plan, final_alias[target]), entry['name'],
                               _domain_name(state, plan, final_alias[target]))))
         if aliased.get(key):
-            errors.append((label, '%s cannot become an alias domain: %s %s alias domain(s) of it'
+            errors.append((label, '%s cannot become an alias domain: %s %s of it'
                            % (entry['name'], ', '.join(sorted(_domain_name(state, plan, k) for k in aliased[key])),
-                              'is an' if len(aliased[key]) == 1 else 'are')))
+                              'is an alias domain' if len(aliased[key]) == 1 else 'are alias domains')))
         if users_of.get(key):
             errors.append((label, '%s cannot become an alias domain: it has %d mailbox(es) of its own (%s); '
                                   'an alias domain delivers to the mailboxes of its target'
