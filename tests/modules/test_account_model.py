@@ -4,7 +4,9 @@
 Every option: create, unchanged re-run, update, check mode, diff and bad values; old-schema refusal.
 """
 
+import datetime
 import json
+import time
 
 import pytest
 
@@ -255,3 +257,58 @@ def test_old_schema_refuses_new_options(db, module, args):
     r = ok(run_module(module, plain))
     if module == 'mail_user':
         assert r['quota'] is None and r['active'] is None
+
+
+# ---------------------------------------------------------------- mail_info
+
+def test_info_reports_quota_usage_and_last_login(db4):
+    ok(run_module('mail_accounts', ACCOUNTS))
+    ok(run_module('mail_user', {'email': 'c@example.com', 'password': 'pw-c'}))
+    now = int(time.time())
+    db4.execute("INSERT INTO vmail_quota_usage (email, bytes, messages) VALUES ('a@example.com', 1234, 5)")
+    db4.execute('INSERT INTO vmail_last_login (email, last_login) VALUES (%s, %s), (%s, %s)',
+                ('a@example.com', now - 10, 'b@example.com', now - 200 * 86400))
+    r = ok(run_module('mail_info', {}, check=True))
+    boxes = dict((m['email'], m) for m in r['mailboxes'])
+    a = boxes['a@example.com']
+    assert (a['quota'], a['active'], a['usage_bytes'], a['usage_messages']) == (GIB, True, 1234, 5)
+    stamp = datetime.datetime.strptime(a['last_login'], '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+    assert abs(stamp.timestamp() - (now - 10)) < 1
+    assert boxes['b@example.com']['usage_bytes'] is None and boxes['b@example.com']['active'] is False
+    assert boxes['c@example.com']['last_login'] is None
+    doms = dict((d['name'], d) for d in r['domains'])
+    assert doms['example.net']['alias_of'] == 'example.com' and doms['example.com']['default_quota'] == GIB
+    assert doms['old.example']['active'] is False
+    assert [a['active'] for a in r['aliases']] == [False]
+    assert 'inactive' not in r
+    r = ok(run_module('mail_info', {'inactive_days': 180}))
+    assert [i['email'] for i in r['inactive']] == ['b@example.com', 'c@example.com']
+    assert r['inactive'][1]['last_login'] is None
+    assert len(ok(run_module('mail_info', {'inactive_days': 0}))['inactive']) == 3
+    assert [i['email'] for i in ok(run_module('mail_info', {'inactive_days': 365}))['inactive']] == ['c@example.com']
+    failed(run_module('mail_info', {'inactive_days': -1}), 'inactive_days must be 0 or more')
+
+
+def test_info_export_roundtrip_with_the_model(db4):
+    ok(run_module('mail_accounts', ACCOUNTS))
+    first = ok(run_module('mail_info', {'format': 'accounts'}))
+    assert {'name': 'example.net', 'active': True, 'default_quota': 0, 'alias_of': 'example.com'} in first['domains']
+    assert {'source': 'sales@example.com', 'destination': ['a@example.com'], 'active': False} in first['aliases']
+    b = [u for u in first['users'] if u['email'] == 'b@example.com'][0]
+    assert (b['quota'], b['active']) == (2 * GIB, False)
+    export = dict((k, first[k]) for k in ('domains', 'users', 'aliases'))
+    assert not ok(run_module('mail_accounts', dict(export, purge=True)))['changed']
+    db4.execute('DELETE FROM virtual_domains')
+    assert ok(run_module('mail_accounts', dict(export, purge=True)))['changed']
+    second = ok(run_module('mail_info', {'format': 'accounts'}))
+    assert dict((k, second[k]) for k in ('domains', 'users', 'aliases')) == export
+
+
+def test_info_on_old_schema(db):
+    db.add_domain('example.com')
+    ok(run_module('mail_user', {'email': 'a@example.com', 'password': 'pw'}))
+    r = ok(run_module('mail_info', {}))
+    assert r['mailboxes'] == [{'email': 'a@example.com', 'domain': 'example.com', 'password_scheme': 'SHA512-CRYPT'}]
+    assert set(r['domains'][0]) == {'name', 'id', 'mailboxes', 'aliases'}
+    assert set(ok(run_module('mail_info', {'format': 'accounts'}))['users'][0]) == {'email', 'password_hash'}
+    failed(run_module('mail_info', {'inactive_days': 30}), 'vmail_last_login', 'schema migration 4')
