@@ -270,19 +270,28 @@ def run_locked(module, conn, work):
     failed migration check) end the module with ``fail_json``.
     """
     cursor = conn.cursor()
-    name = None
-    try:
-        name = acquire_lock(cursor)
+    held = []
+
+    def locked():
+        held.append(acquire_lock(cursor))
         return work(cursor)
+    try:
+        return _guarded(module, conn, locked)
+    finally:
+        release_lock(cursor, held[0] if held else None)
+        cursor.close()
+
+
+def _guarded(module, conn, call):
+    """Return ``call()``; on a database error, VmailDbError or ValueError roll back and fail ``module``."""
+    try:
+        return call()
     except pymysql.err.MySQLError as exc:
         _rollback(conn)
         module.fail_json(msg='Database error: %s' % describe_error(exc))
     except (VmailDbError, ValueError) as exc:
         _rollback(conn)
         module.fail_json(msg=str(exc))
-    finally:
-        release_lock(cursor, name)
-        cursor.close()
 
 
 def _rollback(conn):
@@ -295,18 +304,15 @@ def _rollback(conn):
 def read_only(module, conn, work):
     """Run ``work(cursor, widths)`` in a consistent read-only snapshot and return its result."""
     cursor = conn.cursor()
-    try:
+
+    def snapshot():
         widths = check_schema(cursor)
         cursor.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY')
         result = work(cursor, widths)
         conn.rollback()
         return result
-    except pymysql.err.MySQLError as exc:
-        _rollback(conn)
-        module.fail_json(msg='Database error: %s' % describe_error(exc))
-    except (VmailDbError, ValueError) as exc:
-        _rollback(conn)
-        module.fail_json(msg=str(exc))
+    try:
+        return _guarded(module, conn, snapshot)
     finally:
         cursor.close()
 

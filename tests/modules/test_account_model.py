@@ -11,24 +11,12 @@ import time
 import pytest
 
 from conftest import DB, ROOT_PW, SOCKET, run_module
+from test_mail_accounts import failed, ok
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 ROOT = dict(login_unix_socket=SOCKET, login_user='root', login_password=ROOT_PW, login_db=DB,
             config_file='/nonexistent.cnf')
-
-
-def ok(result):
-    assert result.rc == 0 and not result.get('failed'), result
-    return result
-
-
-def failed(result, *messages):
-    assert result.rc != 0 and result.get('failed'), result
-    for message in messages:
-        assert message in result['msg'], result['msg']
-    assert 'Traceback' not in result.raw
-    return result
 
 
 @pytest.fixture
