@@ -590,18 +590,24 @@ def compare_keys(current, declared_present, declared_absent, purge):
 class Plan(object):
     """What to write, per kind, in input order (purged objects last, sorted).
 
-    ``domains``: {fold(name): change}; change has ``action`` (create or
-    remove), ``name``, ``ids`` (rows removed), ``users``/``aliases``
-    (numbers removed with the domain), ``declared``.
+    ``domains``: {fold(name): change}; change has ``action`` (create,
+    update or remove), ``name``, ``ids`` (rows removed or updated),
+    ``users``/``aliases`` (numbers removed with the domain), ``declared``,
+    ``fields`` (updated optional columns) and ``values`` ({optional column:
+    final value}; ``alias_of`` as fold(target name)).
     ``users``: {fold(email): change}; change has ``action`` (create,
     update, remove), ``email``, ``domain``, ``id``, ``fields`` (updated
-    fields among domain, email, password), ``password_changed``,
-    ``password``, ``password_hash``, ``scheme``, ``hash`` (filled by
-    :func:`hash_passwords`), ``stored`` (current hash), ``domain_id``.
+    fields among domain, email, password and the optional columns),
+    ``password_changed``, ``password``, ``password_hash``, ``scheme``,
+    ``hash`` (filled by :func:`hash_passwords`), ``stored`` (current hash),
+    ``domain_id``, ``values`` ({optional column: final value}).
     ``aliases``: {fold(source): change}; change has ``action`` (create,
     update, remove), ``source``, ``domain``, ``add`` (destinations),
-    ``remove_rows`` (rows), ``before``/``after`` (destinations).
+    ``remove_rows`` (rows), ``before``/``after`` (destinations),
+    ``active`` (value of new rows, None without the column) and ``toggle``
+    (ids of kept rows whose ``active`` is set to ``active``).
     ``domain_ids``: {fold(name): id} of the domains that exist and stay.
+    ``columns``: {kind: optional column names that exist} (from the state).
     ``warnings``: messages for the caller to show.
     """
 
@@ -629,7 +635,11 @@ def plan_accounts(desired, state, purge=False, verified=None):
     removed domain takes its mailboxes and aliases when it is purged or
     declared with ``force``; otherwise it must not have any left. Raises
     :class:`AccountsError` when the plan cannot be applied (missing domain,
-    mailbox without password, alias loop or typo, domain still in use).
+    mailbox without password, alias loop or typo, domain still in use,
+    an alias domain whose target is unknown or itself an alias domain, an
+    alias domain with mailboxes of its own, a removed domain's alias domains
+    without ``force``). A new mailbox without ``quota`` gets its domain's
+    final ``default_quota``.
     """
     verified = verified or {}
     errors = []

@@ -12,12 +12,13 @@ Every statement the account modules run is built here from these constant
 descriptions; values always travel as parameters (``%s``), and identifiers
 come only from this file, never from user input.
 
-Adding an account attribute (for example a ``quota`` column added by schema
-migration 4) means adding one :class:`Column` with ``since=4`` to the table's
-``optional`` tuple below, the module option and its tests; the modules read
-the columns that really exist from ``information_schema`` at run time
-(:func:`available_columns`), so a database that has not been migrated yet
-keeps working without the new attribute.
+An account attribute added by a schema migration (the ``active``, ``quota``,
+``default_quota`` and ``alias_of`` columns of migration 4) is one
+:class:`Column` with ``since`` in the table's ``optional`` tuple below (its
+definition, default and the types an existing column may have to be adopted);
+the migration adds it, and the modules read the columns that really exist from
+``information_schema`` at run time (:func:`available_columns`), so a database
+that has not been migrated yet keeps working without the new attribute.
 """
 
 from __future__ import absolute_import, division, print_function
