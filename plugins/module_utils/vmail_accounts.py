@@ -469,8 +469,9 @@ def read_state(cursor, scope=None, lock=True, widths=None):
     (names), ``users`` (emails), ``aliases`` (sources), ``destinations``
     (aliases whose destination is one of these), ``members`` (true: also the
     mailboxes and aliases of the domains read), ``aliased_by`` (true: also
-    the alias domains of the domains read). The domains that the domains
-    read are alias domains of are always read too. ``lock`` reads with
+    the alias domains of the domains read, and their members), ``targets``
+    (names of domains read without their members). The domains that the
+    domains read are alias domains of are always read too. ``lock`` reads with
     ``FOR UPDATE``. ``widths`` (vmail_db.check_schema) says which optional
     columns exist; they are read too.
     """
@@ -489,16 +490,21 @@ def read_state(cursor, scope=None, lock=True, widths=None):
     if names:
         for row in _select(cursor, schema.DOMAINS, [('name', names)], lock, extra['domains']):
             state.add_domain(row)
+    member_ids = set(state.domain_ids)
     if 'alias_of' in columns['domains']:
         if scope.get('aliased_by') and state.domain_ids:
             for row in _select(cursor, schema.DOMAINS, [('alias_of', sorted(state.domain_ids))], lock, extra['domains']):
+                state.add_domain(row)
+            member_ids = set(state.domain_ids)
+        if scope.get('targets'):
+            for row in _select(cursor, schema.DOMAINS, [('name', list(scope['targets']))], lock, extra['domains']):
                 state.add_domain(row)
         targets = sorted(set(e['row']['alias_of'] for e in state.domains.values()
                              if e['row'].get('alias_of') is not None) - set(state.domain_ids))
         if targets:
             for row in _select(cursor, schema.DOMAINS, [('id', targets)], lock, extra['domains']):
                 state.add_domain(row)
-    ids = sorted(state.domain_ids) if scope.get('members') else []
+    ids = sorted(member_ids) if scope.get('members') else []
     where = [(col, list(values)) for col, values in (('email', scope.get('users') or []), ('domain_id', ids)) if values]
     if where:
         for row in _select(cursor, schema.USERS, where, lock, extra['users']):

@@ -209,7 +209,7 @@ def main():
     def work(cursor, widths):
         targets = [entry['alias_of']] if entry['alias_of'] else []
         outcome = accounts.run_single(cursor, widths, desired, check_mode=module.check_mode,
-                                      scope=dict(domains=[name] + targets, aliased_by=True,
+                                      scope=dict(domains=[name], targets=targets, aliased_by=True,
                                                  members=p['state'] == accounts.ABSENT or bool(targets)))
         for warning in outcome.plan.warnings:
             module.warn(warning)
