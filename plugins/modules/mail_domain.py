@@ -69,8 +69,9 @@ options:
     version_added: "0.3.0"
   alias_of:
     description:
-      - Makes this domain an alias domain of the named domain (C(virtual_domains.alias_of) holds that domain's id):
-        mail to C(user@this) is delivered as mail to C(user@target), including the target's aliases and catch-all.
+      - Makes this domain an alias domain of the named domain (C(virtual_domains.alias_of) holds that domain's id),
+        so that mail to C(user@this) is delivered as mail to C(user@target), including the target's aliases and
+        catch-all.
       - The target must exist (create it first) and must itself be a normal domain. Fails, writing nothing, when the
         target is unknown, is this domain, is an alias domain itself, when other domains are alias domains of this
         one, or when this domain has mailboxes of its own.
