@@ -946,8 +946,8 @@ def _check_alias_domains(desired, state, plan, final_domains, final_alias, error
             users_of.setdefault(state.domain_ids.get(row['domain_id']), []).append(row['email'])
     for key, change in plan.domains.items():
         target = change.get('values', {}).get('alias_of')
-        if change['action'] == REMOVE or target is None or (change['action'] == UPDATE
-                                                             and 'alias_of' not in change['fields']):
+        sets_target = change['action'] == CREATE or 'alias_of' in change.get('fields', ())
+        if change['action'] == REMOVE or target is None or not sets_target:
             continue
         entry = desired.domains.get(key)
         label = _label('domains', entry['index'], entry['name'])

@@ -128,8 +128,8 @@ class SchemaPlan(object):
 
 def _rows_sql(table, where, show):
     """Return a check query naming each row of ``table`` matching ``where`` (``show``: SQL of the text)."""
-    return 'SELECT %s AS rows_found FROM %s WHERE %s ORDER BY `id` LIMIT %d' % (show, _ident(table), where,
-                                                                               MAX_ROWS + 1)
+    return 'SELECT %s AS rows_found FROM %s WHERE %s ORDER BY `id` LIMIT %d' % (
+        show, _ident(table), where, MAX_ROWS + 1)
 
 
 class Migration(object):

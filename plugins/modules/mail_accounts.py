@@ -260,7 +260,7 @@ domains:
   type: dict
   contains:
     created: {description: Names created., type: list, elements: str, returned: always}
-    updated: {description: Names updated (active, default_quota or alias_of)., type: list, elements: str, returned: always}
+    updated: {description: "Names updated (active, default_quota or alias_of).", type: list, elements: str, returned: always}
     removed: {description: Names removed (with their mailboxes and aliases)., type: list, elements: str, returned: always}
     created_count: {description: Number of names created., type: int, returned: always}
     updated_count: {description: Number of names updated., type: int, returned: always}

@@ -36,8 +36,8 @@ def data(db):
 
 
 def tables(db):
-    return set((r['TABLE_NAME'],) for r in db.query('SELECT TABLE_NAME FROM information_schema.TABLES '
-                                                     'WHERE TABLE_SCHEMA = %s', (DB,)))
+    rows = db.query('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s', (DB,))
+    return set((r['TABLE_NAME'],) for r in rows)
 
 
 def version(db):

@@ -85,8 +85,9 @@ def test_existing_unique_index_is_adopted():
 
 
 def test_compatible_existing_column_is_adopted_with_value_checks():
-    plan = mig.plan_schema(catalog(version=3, columns={('virtual_users', 'active'): col('tinyint', 'tinyint(1)', True),
-                                                        ('virtual_users', 'quota'): col('bigint', 'bigint(20)')}))
+    columns = {('virtual_users', 'active'): col('tinyint', 'tinyint(1)', True),
+               ('virtual_users', 'quota'): col('bigint', 'bigint(20)')}
+    plan = mig.plan_schema(catalog(version=3, columns=columns))
     step = plan.steps[0]
     assert 'column virtual_users.active (tinyint(1))' in step.adopted
     users_ddl = [s for s in step.ddl if s.startswith('ALTER TABLE `virtual_users`')]

@@ -87,8 +87,8 @@ def test_unset_options_leave_stored_values_and_create_uses_defaults():
     p = plan(state, domains=[{'name': 'b.example'}], users=[{'email': 'u@b.example'}],
              aliases=[{'source': 's@b.example', 'destination': 'u@b.example'}])
     assert not p.changed
-    p = plan(state, users=[{'email': 'n@b.example', 'password': 'pw'}, {'email': 'm@b.example', 'password': 'pw',
-                                                                         'quota': 1}])
+    p = plan(state, users=[{'email': 'n@b.example', 'password': 'pw'},
+                           {'email': 'm@b.example', 'password': 'pw', 'quota': 1}])
     assert p.users['n@b.example']['values'] == {'active': 1, 'quota': 5 * GIB}  # the domain's default_quota
     assert p.users['m@b.example']['values'] == {'active': 1, 'quota': 1}
     # a new destination of a disabled source is disabled too
