@@ -51,7 +51,6 @@ from passlib.hash import sha512_crypt
 
 from benchlib import REPO, ansible_env, playbook_cmd, write_private
 
-ROLE_VARS = os.path.join(REPO, 'roles', 'mailsql', 'vars', 'main.yml')
 ROUNDS = 5000  # vmail_hashing.SHA_CRYPT_ROUNDS, the crypt(3) default the guide's ENCRYPT() uses
 PW_RE = re.compile(r'Bench-[0-9a-f]{24}')
 ADMIN_USER = 'vmailbench'
@@ -124,14 +123,10 @@ class MariaDB(object):
 
 
 def role_schema():
-    """The mailsql role's final schema: its CREATE TABLEs plus every migration's UNIQUE key."""
-    with open(ROLE_VARS) as handle:
-        role = yaml.safe_load(handle)
-    stmts = [t['sql'] for t in role['__mailsql_tables']]
-    for mig in role['__mailsql_migrations']:
-        stmts.append('ALTER TABLE %s ADD UNIQUE KEY %s (%s)' % (mig['table'], mig['index'], ', '.join(mig['columns'])))
-    stmts.append('INSERT INTO vmail_schema (version) VALUES (%d)' % int(role['__mailsql_schema_version']))
-    return stmts
+    """The mailsql role's final schema: what vmail.mailserver.mail_schema builds in an empty database."""
+    sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
+    from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_migrations
+    return vmail_migrations.create_statements()
 
 
 def create_db(server, name, admin_password):

@@ -38,6 +38,7 @@ import multiprocessing
 import os
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
@@ -62,6 +63,10 @@ CHECK_MODE_PASSWORD = '*'
 HIDDEN = '(hidden)'
 # What Ansible shows for a no_log value.
 NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+# Largest value of a BIGINT UNSIGNED quota column.
+MAX_QUOTA = 2 ** 64 - 1
+# alias_of value that makes an alias domain a normal domain again (the column becomes NULL).
+NOT_AN_ALIAS = ''
 
 
 class AccountsError(ValueError):
@@ -115,16 +120,63 @@ def _state(entry):
     return state
 
 
+def parse_quota(value, option='quota'):
+    """Return a quota in bytes from an int or a size string (``2G``, ``500M``, ``1024``); None stays None.
+
+    Sizes are parsed with ``ansible.module_utils.common.text.formatters.human_to_bytes``
+    (binary units: ``1K`` = 1024 bytes). 0 means unlimited. Raises ValueError for
+    a negative, fractional or unparsable value or one above 2^64 - 1.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError('%s must be a number of bytes or a size such as 2G or 500M, got %r' % (option, value))
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith('-'):
+            raise ValueError('%s must not be negative, got %r (0 means unlimited)' % (option, value))
+        try:
+            value = int(text) if text.isdigit() else human_to_bytes(text)
+        except (ValueError, TypeError):
+            raise ValueError('%s %r is not a number of bytes or a size such as 2G or 500M' % (option, text))
+    if value < 0:
+        raise ValueError('%s must not be negative, got %d (0 means unlimited)' % (option, value))
+    if value > MAX_QUOTA:
+        raise ValueError('%s %d is larger than the column holds (%d bytes)' % (option, value, MAX_QUOTA))
+    return int(value)
+
+
+def _flag(entry, option='active'):
+    value = entry.get(option)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError('%s must be true or false, got %r' % (option, value))
+    return value
+
+
 def normalize_domain_entry(entry):
-    """Validate one ``domains`` entry; return dict(name, state, force) with the normalized name."""
-    return dict(name=normalize_domain(entry.get('name')), state=_state(entry), force=bool(entry.get('force')))
+    """Validate one ``domains`` entry.
+
+    Returns dict(name, state, force, active, default_quota, alias_of) with the
+    normalized name; ``alias_of`` is a normalized domain name, ``NOT_AN_ALIAS``
+    (an empty string: make it a normal domain) or None (not set), like
+    ``active`` and ``default_quota`` (bytes). Raises AddressError or ValueError.
+    """
+    name = normalize_domain(entry.get('name'))
+    alias_of = entry.get('alias_of')
+    if alias_of is not None and alias_of != NOT_AN_ALIAS:
+        alias_of = normalize_domain(alias_of)
+        if fold(alias_of) == fold(name):
+            raise ValueError('domain %s cannot be an alias domain of itself (alias_of)' % name)
+    return dict(name=name, state=_state(entry), force=bool(entry.get('force')), active=_flag(entry),
+                default_quota=parse_quota(entry.get('default_quota'), 'default_quota'), alias_of=alias_of)
 
 
 def normalize_user_entry(entry, lowercase_local_part=True, update_password='always'):
     """Validate one ``users`` entry (same rules as mail_user).
 
     Returns dict(email, domain, password, password_hash, scheme,
-    update_password, state). Raises AddressError, HashingError or ValueError.
+    update_password, state, quota, active); ``quota`` (bytes) and ``active``
+    are None when not set. Raises AddressError, HashingError or ValueError.
     """
     email = normalize_address(entry.get('email'), lowercase_local_part=lowercase_local_part)
     state = _state(entry)
@@ -142,15 +194,17 @@ def normalize_user_entry(entry, lowercase_local_part=True, update_password='alwa
     if mode not in UPDATE_PASSWORD:
         raise ValueError('update_password must be one of %s, got %r' % (', '.join(UPDATE_PASSWORD), mode))
     return dict(email=email, domain=domain_of(email), password=password, password_hash=password_hash,
-                scheme=scheme, update_password=mode, state=state)
+                scheme=scheme, update_password=mode, state=state, quota=parse_quota(entry.get('quota')),
+                active=_flag(entry))
 
 
 def normalize_alias_entry(entry, lowercase_local_part=True):
     """Validate one ``aliases`` entry (same rules as mail_alias).
 
     ``destination`` may be a string or a list. Returns dict(source, domain,
-    destinations, exclusive, state); destinations keep their order without
-    duplicates. Raises AddressError or ValueError.
+    destinations, exclusive, state, active); destinations keep their order
+    without duplicates; ``active`` (all rows of the source) is None when not
+    set. Raises AddressError or ValueError.
     """
     source = normalize_address(entry.get('source'), lowercase_local_part=lowercase_local_part, allow_catchall=True)
     state = _state(entry)
@@ -172,7 +226,7 @@ def normalize_alias_entry(entry, lowercase_local_part=True):
     if fold(source) in seen:
         raise ValueError('an alias from %s to itself would be a mail loop' % source)
     return dict(source=source, domain=domain_of(source), destinations=destinations,
-                exclusive=bool(entry.get('exclusive')), state=state)
+                exclusive=bool(entry.get('exclusive')), state=state, active=_flag(entry))
 
 
 # ------------------------------------------------------------------ the whole input set
@@ -191,9 +245,12 @@ class Desired(object):
 
 
 def _merge_aliases(first, second):
-    """Two entries for one alias source merge only when both add destinations (present, not exclusive)."""
-    if first['state'] == second['state'] == PRESENT and not first['exclusive'] and not second['exclusive']:
+    """Two entries for one alias source merge only when both add destinations (present, not exclusive)
+    and do not set different ``active`` values."""
+    same_active = None in (first['active'], second['active']) or first['active'] == second['active']
+    if first['state'] == second['state'] == PRESENT and not first['exclusive'] and not second['exclusive'] and same_active:
         merged = dict(first)
+        merged['active'] = first['active'] if first['active'] is not None else second['active']
         seen = set(fold(d) for d in first['destinations'])
         merged['destinations'] = first['destinations'] + [d for d in second['destinations'] if fold(d) not in seen]
         return merged
@@ -250,12 +307,14 @@ def normalize_input(domains=None, users=None, aliases=None, lowercase_local_part
     """
     errors = []
     out = Desired()
-    out.domains = _collect('domains', domains, normalize_domain_entry, 'name', errors, compare=('state', 'force'))
+    out.domains = _collect('domains', domains, normalize_domain_entry, 'name', errors,
+                           compare=('state', 'force', 'active', 'default_quota', 'alias_of'))
     out.users = _collect('users', users,
                          lambda e: normalize_user_entry(e, lowercase_local_part, update_password),
-                         'email', errors, compare=('state', 'scheme', 'update_password'))
+                         'email', errors, compare=('state', 'scheme', 'update_password', 'quota', 'active'))
     out.aliases = _collect('aliases', aliases, lambda e: normalize_alias_entry(e, lowercase_local_part),
-                           'source', errors, merge=_merge_aliases, compare=('state', 'exclusive', 'destinations'))
+                           'source', errors, merge=_merge_aliases,
+                           compare=('state', 'exclusive', 'destinations', 'active'))
     for kind, entries, key_field in (('users', out.users, 'email'), ('aliases', out.aliases, 'source')):
         for entry in entries.values():
             domain = out.domains.get(fold(entry['domain']))
@@ -296,8 +355,33 @@ def check_widths(desired, widths):
                         hashing.check_hash(entry['password_hash'], max_length=width)
             except (AddressError, hashing.HashingError) as exc:
                 errors.append((_label(kind, entry['index'], entry[key_field]), str(exc)))
+    errors.extend(check_columns(desired, widths))
     if errors:
         raise AccountsError(errors)
+
+
+def check_columns(desired, widths):
+    """Return (label, message) for every entry that sets an option whose column this database lacks.
+
+    The columns added by a schema migration (``Column(..., since=N)``) exist
+    only once it ran; on an older database the modules keep working, and
+    setting such an option names the migration and how to apply it.
+    """
+    errors = []
+    for table in schema.SCHEMA:
+        missing = [c for c in table.optional if (table.name, c.name) not in widths]
+        if not missing:
+            continue
+        key_field = table.key if table.kind != 'aliases' else 'source'
+        for entry in getattr(desired, table.kind).values():
+            unset = [c for c in missing if entry.get(c.option) is not None]
+            if unset:
+                errors.append((_label(table.kind, entry['index'], entry[key_field]),
+                               '%s needs schema migration %d (column %s), which this database does not have yet; '
+                               'run the vmail.mailserver.mailsql role or the vmail.mailserver.mail_schema module first'
+                               % (', '.join(c.option for c in unset), unset[0].since,
+                                  ', '.join('%s.%s' % (table.name, c.name) for c in unset))))
+    return errors
 
 
 # ------------------------------------------------------------------ current state
@@ -305,24 +389,43 @@ def check_widths(desired, widths):
 class State(object):
     """Current rows.
 
-    ``domains``: {fold(name): {'name', 'ids'}} (the guide schema allows
-    duplicate names; ``ids`` is ascending); ``domain_ids``: {id: fold(name)};
+    ``domains``: {fold(name): {'name', 'ids', 'row'}} (the guide schema allows
+    duplicate names; ``ids`` is ascending; ``row`` is the row of the lowest
+    id, with the optional columns read); ``domain_ids``: {id: fold(name)};
     ``users``: {fold(email): row}; ``aliases``: {fold(source): {'source', 'rows'}}
-    where each row has ``id``, ``domain_id`` and ``destination``.
+    where each row has ``id``, ``domain_id``, ``destination`` and ``active``
+    (None when the column does not exist). ``columns``: {kind: [names of the
+    optional columns that exist and were read]}.
     """
 
-    def __init__(self):
+    def __init__(self, columns=None):
         self.domains = {}
         self.domain_ids = {}
         self.users = {}
         self.aliases = {}
+        self.columns = dict(columns or {})
 
     def add_domain(self, row):
-        """Add a virtual_domains row (dict with id, name); rows must come in ascending id order."""
+        """Add a virtual_domains row (dict with id, name, optional columns); rows must come in ascending id order."""
         key = fold(row['name'])
-        entry = self.domains.setdefault(key, {'name': row['name'], 'ids': []})
+        if row['id'] in self.domain_ids:
+            return
+        entry = self.domains.setdefault(key, {'name': row['name'], 'ids': [], 'row': dict(row)})
         entry['ids'].append(row['id'])
         self.domain_ids[row['id']] = key
+
+    def domain_value(self, key, column, default=None):
+        """Return ``column`` of the domain ``key`` (its lowest id's row), ``default`` when not read."""
+        entry = self.domains.get(key)
+        value = entry['row'].get(column) if entry else None
+        return default if value is None else value
+
+    def alias_target(self, key):
+        """Return fold(name) of the domain that domain ``key`` is an alias of, '#<id>' when not read, or None."""
+        target = self.domain_value(key, 'alias_of')
+        if target is None:
+            return None
+        return self.domain_ids.get(target, '#%s' % target)
 
     def add_user(self, row):
         """Add a virtual_users row (dict with id, domain_id, email, password)."""
@@ -331,7 +434,8 @@ class State(object):
     def add_alias(self, row):
         """Add a virtual_aliases row (dict with id, domain_id, source, destination)."""
         entry = self.aliases.setdefault(fold(row['source']), {'source': row['source'], 'rows': []})
-        entry['rows'].append({'id': row['id'], 'domain_id': row['domain_id'], 'destination': row['destination']})
+        entry['rows'].append({'id': row['id'], 'domain_id': row['domain_id'], 'destination': row['destination'],
+                              'active': row.get('active')})
 
 
 def _chunks(items, size=CHUNK):
@@ -340,15 +444,15 @@ def _chunks(items, size=CHUNK):
         yield items[start:start + size]
 
 
-def _select(cursor, table, where, lock):
+def _select(cursor, table, where, lock, extra=()):
     """Run SELECTs of ``table`` for the (column, values) pairs of ``where`` (OR), chunked; None reads all."""
     if where is None:
-        cursor.execute(schema.select_sql(table, lock=lock))
+        cursor.execute(schema.select_sql(table, lock=lock, extra=extra))
         return list(cursor.fetchall())
     rows, seen = [], set()
     for column, values in where:
         for chunk in _chunks(values):
-            cursor.execute(schema.select_sql(table, [(column, len(chunk))], lock=lock), chunk)
+            cursor.execute(schema.select_sql(table, [(column, len(chunk))], lock=lock, extra=extra), chunk)
             for row in cursor.fetchall():
                 if row['id'] not in seen:
                     seen.add(row['id'])
@@ -357,39 +461,59 @@ def _select(cursor, table, where, lock):
     return rows
 
 
-def read_state(cursor, scope=None, lock=True):
+def read_state(cursor, scope=None, lock=True, widths=None):
     """Read the current rows into a :class:`State`.
 
     ``scope`` None reads every row (one SELECT per table). Otherwise it is a
     dict that limits the reads (for the single-entry modules): ``domains``
     (names), ``users`` (emails), ``aliases`` (sources), ``destinations``
     (aliases whose destination is one of these), ``members`` (true: also the
-    mailboxes and aliases of the domains read). ``lock`` reads with
-    ``FOR UPDATE``.
+    mailboxes and aliases of the domains read), ``aliased_by`` (true: also
+    the alias domains of the domains read, and their members), ``targets``
+    (names of domains read without their members). The domains that the
+    domains read are alias domains of are always read too. ``lock`` reads with
+    ``FOR UPDATE``. ``widths`` (vmail_db.check_schema) says which optional
+    columns exist; they are read too.
     """
-    state = State()
+    columns = dict((t.kind, [c.name for c in schema.available_columns(t, widths or {})]) for t in schema.SCHEMA)
+    state = State(columns)
+    extra = dict((t.kind, columns[t.kind]) for t in schema.SCHEMA)
     if scope is None:
-        for row in _select(cursor, schema.DOMAINS, None, lock):
+        for row in _select(cursor, schema.DOMAINS, None, lock, extra['domains']):
             state.add_domain(row)
-        for row in _select(cursor, schema.USERS, None, lock):
+        for row in _select(cursor, schema.USERS, None, lock, extra['users']):
             state.add_user(row)
-        for row in _select(cursor, schema.ALIASES, None, lock):
+        for row in _select(cursor, schema.ALIASES, None, lock, extra['aliases']):
             state.add_alias(row)
         return state
     names = list(scope.get('domains') or [])
     if names:
-        for row in _select(cursor, schema.DOMAINS, [('name', names)], lock):
+        for row in _select(cursor, schema.DOMAINS, [('name', names)], lock, extra['domains']):
             state.add_domain(row)
-    ids = sorted(state.domain_ids) if scope.get('members') else []
+    member_ids = set(state.domain_ids)
+    if 'alias_of' in columns['domains']:
+        if scope.get('aliased_by') and state.domain_ids:
+            for row in _select(cursor, schema.DOMAINS, [('alias_of', sorted(state.domain_ids))], lock, extra['domains']):
+                state.add_domain(row)
+            member_ids = set(state.domain_ids)
+        if scope.get('targets'):
+            for row in _select(cursor, schema.DOMAINS, [('name', list(scope['targets']))], lock, extra['domains']):
+                state.add_domain(row)
+        targets = sorted(set(e['row']['alias_of'] for e in state.domains.values()
+                             if e['row'].get('alias_of') is not None) - set(state.domain_ids))
+        if targets:
+            for row in _select(cursor, schema.DOMAINS, [('id', targets)], lock, extra['domains']):
+                state.add_domain(row)
+    ids = sorted(member_ids) if scope.get('members') else []
     where = [(col, list(values)) for col, values in (('email', scope.get('users') or []), ('domain_id', ids)) if values]
     if where:
-        for row in _select(cursor, schema.USERS, where, lock):
+        for row in _select(cursor, schema.USERS, where, lock, extra['users']):
             state.add_user(row)
     where = [(col, list(values)) for col, values in (('source', scope.get('aliases') or []),
                                                      ('destination', scope.get('destinations') or []),
                                                      ('domain_id', ids)) if values]
     if where:
-        for row in _select(cursor, schema.ALIASES, where, lock):
+        for row in _select(cursor, schema.ALIASES, where, lock, extra['aliases']):
             state.add_alias(row)
     return state
 
@@ -472,18 +596,24 @@ def compare_keys(current, declared_present, declared_absent, purge):
 class Plan(object):
     """What to write, per kind, in input order (purged objects last, sorted).
 
-    ``domains``: {fold(name): change}; change has ``action`` (create or
-    remove), ``name``, ``ids`` (rows removed), ``users``/``aliases``
-    (numbers removed with the domain), ``declared``.
+    ``domains``: {fold(name): change}; change has ``action`` (create,
+    update or remove), ``name``, ``ids`` (rows removed or updated),
+    ``users``/``aliases`` (numbers removed with the domain), ``declared``,
+    ``fields`` (updated optional columns) and ``values`` ({optional column:
+    final value}; ``alias_of`` as fold(target name)).
     ``users``: {fold(email): change}; change has ``action`` (create,
     update, remove), ``email``, ``domain``, ``id``, ``fields`` (updated
-    fields among domain, email, password), ``password_changed``,
-    ``password``, ``password_hash``, ``scheme``, ``hash`` (filled by
-    :func:`hash_passwords`), ``stored`` (current hash), ``domain_id``.
+    fields among domain, email, password and the optional columns),
+    ``password_changed``, ``password``, ``password_hash``, ``scheme``,
+    ``hash`` (filled by :func:`hash_passwords`), ``stored`` (current hash),
+    ``domain_id``, ``values`` ({optional column: final value}).
     ``aliases``: {fold(source): change}; change has ``action`` (create,
     update, remove), ``source``, ``domain``, ``add`` (destinations),
-    ``remove_rows`` (rows), ``before``/``after`` (destinations).
+    ``remove_rows`` (rows), ``before``/``after`` (destinations),
+    ``active`` (value of new rows, None without the column) and ``toggle``
+    (ids of kept rows whose ``active`` is set to ``active``).
     ``domain_ids``: {fold(name): id} of the domains that exist and stay.
+    ``columns``: {kind: optional column names that exist} (from the state).
     ``warnings``: messages for the caller to show.
     """
 
@@ -493,6 +623,7 @@ class Plan(object):
         self.aliases = {}
         self.domain_ids = {}
         self.warnings = []
+        self.columns = {}
 
     @property
     def changed(self):
@@ -510,7 +641,11 @@ def plan_accounts(desired, state, purge=False, verified=None):
     removed domain takes its mailboxes and aliases when it is purged or
     declared with ``force``; otherwise it must not have any left. Raises
     :class:`AccountsError` when the plan cannot be applied (missing domain,
-    mailbox without password, alias loop or typo, domain still in use).
+    mailbox without password, alias loop or typo, domain still in use,
+    an alias domain whose target is unknown or itself an alias domain, an
+    alias domain with mailboxes of its own, a removed domain's alias domains
+    without ``force``). A new mailbox without ``quota`` gets its domain's
+    final ``default_quota``.
     """
     verified = verified or {}
     errors = []
@@ -520,19 +655,30 @@ def plan_accounts(desired, state, purge=False, verified=None):
     present = [k for k, d in desired.domains.items() if d['state'] == PRESENT]
     absent = [k for k, d in desired.domains.items() if d['state'] == ABSENT]
     kept, removed = compare_keys(state.domains, present, absent, purge)
+    _remove_alias_domains(desired, state, kept, removed, errors)
     for key, entry in desired.domains.items():
         if entry['state'] == PRESENT and key not in state.domains:
-            plan.domains[key] = dict(action=CREATE, name=entry['name'], ids=[], users=0, aliases=0, declared=True)
-        elif entry['state'] == PRESENT and len(state.domains[key]['ids']) > 1:
-            plan.warnings.append('virtual_domains holds %d rows named %s (ids %s); the mailsql role migration adds a '
-                                 'unique index' % (len(state.domains[key]['ids']), entry['name'],
-                                                   ', '.join(str(i) for i in state.domains[key]['ids'])))
+            plan.domains[key] = dict(action=CREATE, name=entry['name'], ids=[], users=0, aliases=0, declared=True,
+                                     fields=[], values=_domain_values(entry, state, None, state.columns))
+        elif entry['state'] == PRESENT:
+            if len(state.domains[key]['ids']) > 1:
+                plan.warnings.append('virtual_domains holds %d rows named %s (ids %s); the mailsql role migration '
+                                     'adds a unique index' % (len(state.domains[key]['ids']), entry['name'],
+                                                              ', '.join(str(i) for i in state.domains[key]['ids'])))
+            values = _domain_values(entry, state, key, state.columns)
+            fields = [c for c in state.columns.get('domains', ()) if values[c] != _domain_current(state, key, c)]
+            if fields:
+                plan.domains[key] = dict(action=UPDATE, name=entry['name'], ids=list(state.domains[key]['ids']),
+                                         users=0, aliases=0, declared=True, fields=fields, values=values,
+                                         before=dict((c, _domain_current(state, key, c)) for c in fields))
     removed_order = [k for k in desired.domains if k in removed] + sorted(k for k in removed if k not in desired.domains)
     for key in removed_order:
         plan.domains[key] = dict(action=REMOVE, name=state.domains[key]['name'], ids=list(state.domains[key]['ids']),
                                  users=0, aliases=0, declared=key in desired.domains)
     plan.domain_ids = dict((k, state.domains[k]['ids'][0]) for k in kept)
     final_domains = set(kept) | set(k for k, c in plan.domains.items() if c['action'] == CREATE)
+    plan.columns = dict(state.columns)
+    final_alias = _final_alias_of(state, plan, final_domains)
     removed_ids = dict((i, k) for k in removed for i in state.domains[k]['ids'])
 
     # mailboxes
@@ -549,6 +695,12 @@ def plan_accounts(desired, state, purge=False, verified=None):
             errors.append((label, 'domain %s of %s does not exist in virtual_domains; create it first '
                                   '(vmail.mailserver.mail_domain, or domains of mail_accounts)' % (user['domain'], user['email'])))
             continue
+        if final_alias.get(dkey) and (row is None or row['domain_id'] != plan.domain_ids.get(dkey)):
+            errors.append((label, 'domain %s is an alias domain of %s and has no mailboxes of its own; create %s in '
+                                  '%s instead' % (user['domain'], _domain_name(state, plan, final_alias[dkey]),
+                                                  user['email'], _domain_name(state, plan, final_alias[dkey]))))
+            continue
+        values = _user_values(user, row, plan, state, dkey)
         if row is None:
             if user['password'] is None and user['password_hash'] is None:
                 errors.append((label, 'mailbox %s does not exist; password or password_hash is required to create it'
@@ -557,7 +709,7 @@ def plan_accounts(desired, state, purge=False, verified=None):
             plan.users[key] = dict(action=CREATE, email=user['email'], domain=user['domain'], id=None, fields=[],
                                    password_changed=True, password=user['password'],
                                    password_hash=user['password_hash'], scheme=user['scheme'],
-                                   hash=user['password_hash'], stored=None, domain_id=None)
+                                   hash=user['password_hash'], stored=None, domain_id=None, values=values)
             continue
         password_changed = False
         if user['update_password'] == 'always':
@@ -575,12 +727,13 @@ def plan_accounts(desired, state, purge=False, verified=None):
             fields.append('email')
         if password_changed:
             fields.append('password')
+        fields += [c for c in state.columns.get('users', ()) if values[c] != _int(row.get(c))]
         if fields:
             plan.users[key] = dict(action=UPDATE, email=user['email'], domain=user['domain'], id=row['id'],
                                    fields=fields, password_changed=password_changed, password=user['password'],
                                    password_hash=user['password_hash'], scheme=user['scheme'],
                                    hash=user['password_hash'] if password_changed else None,
-                                   stored=row['password'], domain_id=row['domain_id'])
+                                   stored=row['password'], domain_id=row['domain_id'], values=values)
 
     # a removed domain takes its mailboxes and aliases (purge or force), or must have none left
     users_by_domain = {}
@@ -618,6 +771,7 @@ def plan_accounts(desired, state, purge=False, verified=None):
         row = state.users[key]
         plan.users[key] = dict(action=REMOVE, email=row['email'], domain=domain_of(row['email']), id=row['id'],
                                fields=[], password_changed=False, stored=row['password'], domain_id=row['domain_id'])
+    _check_alias_domains(desired, state, plan, final_domains, final_alias, errors)
 
     # aliases
     present = [k for k, a in desired.aliases.items() if a['state'] == PRESENT]
@@ -646,7 +800,8 @@ def plan_accounts(desired, state, purge=False, verified=None):
             remove.update((r['id'], r) for r in rows if not want or fold(r['destination']) in want)
         elif key in purged_sources:
             remove.update((r['id'], r) for r in rows)
-        if not add and not remove:
+        active, toggle = _alias_active(entry, rows, remove, state.columns)
+        if not add and not remove and not toggle:
             continue
         before = unique_destinations(r['destination'] for r in rows)
         after = unique_destinations([r['destination'] for r in rows if r['id'] not in remove] + add)
@@ -658,12 +813,217 @@ def plan_accounts(desired, state, purge=False, verified=None):
                                  remove_rows=removed_rows,
                                  removed=unique_destinations(r['destination'] for r in removed_rows
                                                              if fold(r['destination']) not in remaining),
-                                 before=before, after=after, declared=entry is not None)
+                                 before=before, after=after, declared=entry is not None, active=active,
+                                 toggle=toggle)
 
     _check_aliases(desired, state, plan, final_domains, errors)
     if errors:
         raise AccountsError(errors)
     return plan
+
+
+def _int(value):
+    """A column value for comparison: booleans and integers as int, None as None."""
+    return None if value is None else int(value)
+
+
+def _domain_current(state, key, column):
+    if column == 'alias_of':
+        return state.alias_target(key)
+    return _int(state.domain_value(key, column))
+
+
+def _domain_values(entry, state, key, columns):
+    """Final values of the optional domain columns that exist: declared, else stored (update) or default (create)."""
+    values = {}
+    for name in columns.get('domains', ()):
+        col = schema.DOMAINS.column(name)
+        declared = entry.get(col.option)
+        if name == 'alias_of':
+            if declared is None:
+                values[name] = state.alias_target(key) if key is not None else None
+            else:
+                values[name] = fold(declared) if declared != NOT_AN_ALIAS else None
+        elif declared is not None:
+            values[name] = _int(declared)
+        else:
+            values[name] = _domain_current(state, key, name) if key is not None else col.default
+    return values
+
+
+def _user_values(user, row, plan, state, dkey):
+    """Final values of the optional mailbox columns that exist.
+
+    A declared value wins; an existing mailbox keeps its stored value; a new
+    one gets the column default, for ``quota`` the final ``default_quota``
+    of its domain (bytes, 0 = unlimited).
+    """
+    values = {}
+    for name in state.columns.get('users', ()):
+        col = schema.USERS.column(name)
+        declared = user.get(col.option)
+        if declared is not None:
+            values[name] = _int(declared)
+        elif row is not None:
+            values[name] = _int(row.get(name))
+        elif name == 'quota' and 'default_quota' in state.columns.get('domains', ()):
+            change = plan.domains.get(dkey)
+            values[name] = (change['values']['default_quota'] if change and change.get('values')
+                            else _int(state.domain_value(dkey, 'default_quota', 0)))
+        else:
+            values[name] = col.default
+    return values
+
+
+def _alias_active(entry, rows, remove, columns):
+    """Return (active value for new rows, [ids of kept rows whose active changes]) for one alias source.
+
+    New rows take the declared ``active``, else that of the source's existing
+    rows, else the column default; ``toggle`` is empty without the column.
+    """
+    if 'active' not in columns.get('aliases', ()):
+        return None, []
+    declared = entry.get('active') if entry is not None else None
+    if declared is None:
+        stored = [r['active'] for r in rows if r['id'] not in remove and r.get('active') is not None]
+        return (_int(stored[0]) if stored else schema.ALIASES.column('active').default), []
+    return _int(declared), [r['id'] for r in rows if r['id'] not in remove and _int(r.get('active')) != _int(declared)]
+
+
+def _final_alias_of(state, plan, final_domains):
+    """Return {fold(name): fold(target) or None} of every known domain that exists after the plan."""
+    final = {}
+    for key in final_domains:
+        change = plan.domains.get(key)
+        if change is not None and 'alias_of' in change.get('values', {}):
+            final[key] = change['values']['alias_of']
+        else:
+            final[key] = state.alias_target(key)
+    return final
+
+
+def _domain_name(state, plan, key):
+    if key in plan.domains:
+        return plan.domains[key]['name']
+    if key in state.domains:
+        return state.domains[key]['name']
+    return key
+
+
+def _remove_alias_domains(desired, state, kept, removed, errors):
+    """A removed domain takes its alias domains (ON DELETE CASCADE): with force or purge, else an error."""
+    if not removed:
+        return
+    for key in sorted(kept):
+        target = state.alias_target(key)
+        if target not in removed:
+            continue
+        entry = desired.domains.get(target)
+        mine = desired.domains.get(key)
+        if mine is not None and mine['state'] == PRESENT:
+            errors.append((_label('domains', mine['index'], mine['name']),
+                           'domain %s is declared present but is an alias domain of %s, which is removed (and would '
+                           'take it along)' % (mine['name'], state.domains[target]['name'])))
+        elif entry is None or entry['force']:
+            kept.discard(key)
+            removed.add(key)
+        else:
+            errors.append((_label('domains', entry['index'], entry['name']),
+                           'domain %s has the alias domain %s; remove it first or set force=true to remove it '
+                           'with the domain' % (entry['name'], state.domains[key]['name'])))
+
+
+def _check_alias_domains(desired, state, plan, final_domains, final_alias, errors):
+    """Every alias domain set by this plan points to a normal domain that exists and has no mailboxes of its own."""
+    aliased = {}
+    for key, target in final_alias.items():
+        if target is not None:
+            aliased.setdefault(target, []).append(key)
+    users_of = {}
+    for key, row in state.users.items():
+        change = plan.users.get(key)
+        if change is None or change['action'] != REMOVE:
+            users_of.setdefault(state.domain_ids.get(row['domain_id']), []).append(row['email'])
+    for key, change in plan.domains.items():
+        target = change.get('values', {}).get('alias_of')
+        sets_target = change['action'] == CREATE or 'alias_of' in change.get('fields', ())
+        if change['action'] == REMOVE or target is None or not sets_target:
+            continue
+        entry = desired.domains.get(key)
+        label = _label('domains', entry['index'], entry['name'])
+        if target not in final_domains:
+            errors.append((label, 'alias_of names the domain %s, which does not exist in virtual_domains; declare or '
+                                  'create it first' % entry['alias_of']))
+        elif final_alias.get(target):
+            errors.append((label, 'alias_of names %s, which is itself an alias domain of %s; point %s to %s instead'
+                           % (entry['alias_of'], _domain_name(state, plan, final_alias[target]), entry['name'],
+                              _domain_name(state, plan, final_alias[target]))))
+        if aliased.get(key):
+            errors.append((label, '%s cannot become an alias domain: %s %s of it'
+                           % (entry['name'], ', '.join(sorted(_domain_name(state, plan, k) for k in aliased[key])),
+                              'is an alias domain' if len(aliased[key]) == 1 else 'are alias domains')))
+        if users_of.get(key):
+            errors.append((label, '%s cannot become an alias domain: it has %d mailbox(es) of its own (%s); '
+                                  'an alias domain delivers to the mailboxes of its target'
+                           % (entry['name'], len(users_of[key]), ', '.join(sorted(users_of[key])[:5]))))
+
+
+def _show_value(name, value):
+    if name == 'active' and value is not None:
+        return bool(value)
+    return value
+
+
+def domain_attributes(state, plan, key, after=True):
+    """Return {column: value} of the optional domain columns that exist, before or ``after`` the plan.
+
+    ``active`` as a bool, ``default_quota`` in bytes, ``alias_of`` as a
+    domain name (None for a normal domain). Empty when the database has none
+    of the columns (below schema version 4).
+    """
+    change = plan.domains.get(key)
+    out = {}
+    for name in state.columns.get('domains', ()):
+        if after and change is not None and change['action'] != REMOVE:
+            value = change['values'][name]
+        else:
+            value = _domain_current(state, key, name)
+        if name == 'alias_of' and value is not None:
+            value = _domain_name(state, plan, value)
+        out[name] = _show_value(name, value)
+    return out
+
+
+def user_attributes(state, plan, key, after=True):
+    """Return {column: value} of the optional mailbox columns that exist (``active`` bool, ``quota`` bytes)."""
+    change = plan.users.get(key)
+    row = state.users.get(key)
+    out = {}
+    for name in state.columns.get('users', ()):
+        if after and change is not None and change['action'] != REMOVE:
+            value = change['values'][name]
+        else:
+            value = _int(row.get(name)) if row else None
+        out[name] = _show_value(name, value)
+    return out
+
+
+def alias_active(state, plan, key):
+    """Return (before, after): whether alias source ``key`` is enabled (any of its rows), None without rows or column."""
+    if 'active' not in state.columns.get('aliases', ()):
+        return None, None
+    current = state.aliases.get(key)
+    rows = current['rows'] if current else []
+    before = any(_int(r['active']) for r in rows) if rows else None
+    change = plan.aliases.get(key)
+    if change is None:
+        return before, before
+    if not change['after']:
+        return before, None
+    kept = [r for r in rows if r['id'] not in set(x['id'] for x in change['remove_rows'])]
+    after = [change['active'] if r['id'] in change['toggle'] else _int(r['active']) for r in kept]
+    after += [change['active']] * len(change['add'])
+    return before, any(after)
 
 
 def _alias_row_removed(desired, source_key, row, purge):
@@ -761,28 +1121,45 @@ def apply_plan(cursor, plan):
     domains that exist afterwards and were read or created.
     """
     ids = dict(plan.domain_ids)
-    created = [c['name'] for c in plan.domains.values() if c['action'] == CREATE]
+    columns = getattr(plan, 'columns', {})
+    dcols = [c for c in columns.get('domains', ()) if c != 'alias_of']
+    created = [c for c in plan.domains.values() if c['action'] == CREATE]
     if created:
-        cursor.executemany(schema.insert_sql(schema.DOMAINS), [(name,) for name in created])
-        for chunk in _chunks(created):
+        cursor.executemany(schema.insert_sql(schema.DOMAINS, dcols),
+                           [(c['name'],) + tuple(c['values'][n] for n in dcols) for c in created])
+        for chunk in _chunks([c['name'] for c in created]):
             cursor.execute(schema.select_sql(schema.DOMAINS, [('name', len(chunk))]), chunk)
             for row in cursor.fetchall():
                 ids.setdefault(fold(row['name']), row['id'])
+    # alias_of and updates once every domain has its id
+    dcols = columns.get('domains', ())
+    updates = [tuple(_domain_column(c, n, ids) for n in dcols) + (i,) for c in plan.domains.values()
+               if c['action'] == UPDATE or (c['action'] == CREATE and c['values'].get('alias_of'))
+               for i in (c['ids'] or [ids[fold(c['name'])]])]
+    if updates:
+        cursor.executemany(schema.update_sql(schema.DOMAINS, list(dcols)), updates)
+    ucols = list(columns.get('users', ()))
     inserts, updates = [], []
     for change in plan.users.values():
         password = change.get('hash') or CHECK_MODE_PASSWORD
+        extra = tuple(change['values'][n] for n in ucols) if change['action'] != REMOVE else ()
         if change['action'] == CREATE:
-            inserts.append((ids[fold(change['domain'])], change['email'], password))
+            inserts.append((ids[fold(change['domain'])], change['email'], password) + extra)
         elif change['action'] == UPDATE:
             updates.append((ids.get(fold(change['domain']), change['domain_id']), change['email'],
-                            password if change['password_changed'] else change['stored'], change['id']))
+                            password if change['password_changed'] else change['stored']) + extra + (change['id'],))
     if inserts:
-        cursor.executemany(schema.insert_sql(schema.USERS), inserts)
+        cursor.executemany(schema.insert_sql(schema.USERS, ucols), inserts)
     if updates:
-        cursor.executemany(schema.update_sql(schema.USERS, ['domain_id', 'email', 'password']), updates)
-    rows = [(ids[fold(c['domain'])], c['source'], dest) for c in plan.aliases.values() for dest in c['add']]
+        cursor.executemany(schema.update_sql(schema.USERS, ['domain_id', 'email', 'password'] + ucols), updates)
+    acols = list(columns.get('aliases', ()))
+    rows = [(ids[fold(c['domain'])], c['source'], dest) + ((c['active'],) if acols else ())
+            for c in plan.aliases.values() for dest in c['add']]
     if rows:
-        cursor.executemany(schema.insert_sql(schema.ALIASES), rows)
+        cursor.executemany(schema.insert_sql(schema.ALIASES, acols), rows)
+    toggles = [(c['active'], i) for c in plan.aliases.values() for i in c.get('toggle', ())]
+    if toggles:
+        cursor.executemany(schema.update_sql(schema.ALIASES, ['active']), toggles)
     for table, id_list in (
             (schema.ALIASES, [r['id'] for c in plan.aliases.values() for r in c['remove_rows']]),
             (schema.USERS, [c['id'] for c in plan.users.values() if c['action'] == REMOVE]),
@@ -790,6 +1167,13 @@ def apply_plan(cursor, plan):
         for chunk in _chunks(id_list):
             cursor.execute(schema.delete_sql(table, len(chunk)), chunk)
     return ids
+
+
+def _domain_column(change, name, ids):
+    value = change['values'][name]
+    if name == 'alias_of' and value is not None:
+        return int(value[1:]) if value.startswith('#') else ids[value]
+    return value
 
 
 # ------------------------------------------------------------------ reporting
@@ -844,20 +1228,42 @@ def _diff_line(kind, change):
         extra = ''
         if change['action'] == REMOVE and (change['users'] or change['aliases']):
             extra = ' (with %d mailbox(es) and %d alias(es))' % (change['users'], change['aliases'])
+        elif change['action'] == UPDATE:
+            extra = ': ' + ', '.join(_field_text(f, change['values']) for f in change['fields'])
+        elif change['action'] == CREATE and change.get('values'):
+            extra = ' (%s)' % ', '.join(_field_text(f, change['values']) for f in sorted(change['values']))
         return '%s domain %s%s' % (sign, change['name'], extra)
     if kind == 'users':
         if change['action'] == CREATE:
-            return '+ user %s (password %s, %s)' % (change['email'], HIDDEN,
-                                                    hashing.identify(change['hash']) if change['hash'] else change['scheme'])
+            values = change.get('values') or {}
+            return '+ user %s (%s)' % (change['email'], ', '.join(
+                ['password %s' % HIDDEN, hashing.identify(change['hash']) if change['hash'] else change['scheme']]
+                + [_field_text(f, values) for f in sorted(values)]))
         if change['action'] == UPDATE:
-            return '~ user %s: %s' % (change['email'], ', '.join(change['fields']))
+            return '~ user %s: %s' % (change['email'], ', '.join(_field_text(f, change.get('values') or {})
+                                                                 for f in change['fields']))
         return '- user %s' % change['email']
     if change['action'] == CREATE:
-        return '+ alias %s -> %s' % (change['source'], ', '.join(change['after']))
+        return '+ alias %s -> %s%s' % (change['source'], ', '.join(change['after']),
+                                       '' if change.get('active') in (None, 1) else ' (inactive)')
     if change['action'] == REMOVE:
         return '- alias %s -> %s' % (change['source'], ', '.join(change['before']))
     parts = ['+' + d for d in change['add']] + ['-' + d for d in change['removed']]
+    if change.get('toggle'):
+        parts.append(_field_text('active', change))
     return '~ alias %s: %s' % (change['source'], ' '.join(parts))
+
+
+def _field_text(field, values):
+    """``field`` or ``field=value`` for the optional columns (booleans as true/false, quotas in bytes)."""
+    if field not in values:
+        return field
+    value = values[field]
+    if field == 'active':
+        value = 'true' if value else 'false'
+    elif value is None:
+        value = 'none'
+    return '%s=%s' % (field, value)
 
 
 def scrub(value, secrets):
@@ -900,7 +1306,7 @@ def run(cursor, widths, desired, purge=False, check_mode=False, scope=None, thre
     the single-entry modules pass one, always with ``purge=False``.
     """
     check_widths(desired, widths)
-    state = read_state(cursor, scope)
+    state = read_state(cursor, scope, widths=widths)
     verified = verify_passwords(verify_jobs(desired, state), threshold)
     plan = plan_accounts(desired, state, purge=purge, verified=verified)
     hash_passwords(plan, widths, check_mode=check_mode, threshold=threshold)

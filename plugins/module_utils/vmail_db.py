@@ -219,11 +219,7 @@ def run_transaction(module, conn, work, retries=3):
         name = None
         try:
             widths = check_schema(cursor)
-            name = lock_name(cursor)
-            cursor.execute('SELECT GET_LOCK(%s, %s) AS got', (name, LOCK_TIMEOUT))
-            if cursor.fetchone()['got'] != 1:
-                raise VmailDbError('timed out after %d s waiting for the lock %r held by another writer'
-                                   % (LOCK_TIMEOUT, name))
+            name = acquire_lock(cursor)
             conn.begin()
             result = work(cursor, widths)
             if module.check_mode:
@@ -244,12 +240,58 @@ def run_transaction(module, conn, work, retries=3):
             _rollback(conn)
             raise
         finally:
-            if name is not None:
-                try:
-                    cursor.execute('SELECT RELEASE_LOCK(%s)', (name,))
-                except pymysql.err.MySQLError:
-                    pass
+            release_lock(cursor, name)
             cursor.close()
+
+
+def acquire_lock(cursor):
+    """Take the writer lock of the database (:func:`lock_name`); return its name. Raises VmailDbError on timeout."""
+    name = lock_name(cursor)
+    cursor.execute('SELECT GET_LOCK(%s, %s) AS got', (name, LOCK_TIMEOUT))
+    if cursor.fetchone()['got'] != 1:
+        raise VmailDbError('timed out after %d s waiting for the lock %r held by another writer' % (LOCK_TIMEOUT, name))
+    return name
+
+
+def release_lock(cursor, name):
+    """Release the lock ``name`` taken by :func:`acquire_lock` (nothing when ``name`` is None)."""
+    if name is not None:
+        try:
+            cursor.execute('SELECT RELEASE_LOCK(%s)', (name,))
+        except pymysql.err.MySQLError:
+            pass
+
+
+def run_locked(module, conn, work):
+    """Run ``work(cursor)`` under the database's writer lock, without a transaction; return its result.
+
+    For schema changes (DDL commits implicitly in MariaDB/MySQL): ``work``
+    commits what it writes. Database errors and ValueErrors (for example a
+    failed migration check) end the module with ``fail_json``.
+    """
+    cursor = conn.cursor()
+    held = []
+
+    def locked():
+        held.append(acquire_lock(cursor))
+        return work(cursor)
+    try:
+        return _guarded(module, conn, locked)
+    finally:
+        release_lock(cursor, held[0] if held else None)
+        cursor.close()
+
+
+def _guarded(module, conn, call):
+    """Return ``call()``; on a database error, VmailDbError or ValueError roll back and fail ``module``."""
+    try:
+        return call()
+    except pymysql.err.MySQLError as exc:
+        _rollback(conn)
+        module.fail_json(msg='Database error: %s' % describe_error(exc))
+    except (VmailDbError, ValueError) as exc:
+        _rollback(conn)
+        module.fail_json(msg=str(exc))
 
 
 def _rollback(conn):
@@ -262,18 +304,15 @@ def _rollback(conn):
 def read_only(module, conn, work):
     """Run ``work(cursor, widths)`` in a consistent read-only snapshot and return its result."""
     cursor = conn.cursor()
-    try:
+
+    def snapshot():
         widths = check_schema(cursor)
         cursor.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY')
         result = work(cursor, widths)
         conn.rollback()
         return result
-    except pymysql.err.MySQLError as exc:
-        _rollback(conn)
-        module.fail_json(msg='Database error: %s' % describe_error(exc))
-    except (VmailDbError, ValueError) as exc:
-        _rollback(conn)
-        module.fail_json(msg=str(exc))
+    try:
+        return _guarded(module, conn, snapshot)
     finally:
         cursor.close()
 

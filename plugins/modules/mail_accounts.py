@@ -28,6 +28,12 @@ description:
   - Cleartext passwords of existing mailboxes are verified, not rehashed (as M(vmail.mailserver.mail_user)). From 64
     passwords on, hashing and verification run in a process pool with one process per CPU core, using the C library's
     crypt(3) through passlib (see C(docs/modules.md), section Host requirements).
+  - The account model options (I(domains[].active), I(domains[].default_quota), I(domains[].alias_of),
+    I(users[].quota), I(users[].active), I(aliases[].active)) need schema version 4 (added by
+    M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module keeps working
+    without them; an entry that sets one fails naming migration 4, and nothing is written. An option that is not set
+    leaves the stored value alone (new rows get the column default; a new mailbox's quota is its domain's
+    I(default_quota)).
   - "Purge (I(purge=true)) removes every domain, mailbox and alias row that is not declared; a removed domain takes
     its mailboxes and aliases with it. Mail stored on disk (for example C(/var/mail/vhosts/<domain>/<user>)) is never
     touched, neither by I(purge) nor by I(state=absent): delete it yourself when a mailbox is gone for good."
@@ -55,8 +61,30 @@ options:
           - With I(state=absent), also remove the domain's mailboxes and aliases. Without it a domain that would
             keep mailboxes or aliases (not removed by other entries of this task) makes the task fail, as
             M(vmail.mailserver.mail_domain) does.
+          - Also needed to remove a domain that has alias domains (they are removed with it).
         type: bool
         default: false
+      active:
+        description:
+          - Whether the domain is enabled, as I(active) of M(vmail.mailserver.mail_domain). Not set leaves the stored
+            value; new domains are enabled.
+        type: bool
+        version_added: "0.3.0"
+      default_quota:
+        description:
+          - Quota in bytes (or a size such as C(2G), C(500M); C(0) = unlimited) given to mailboxes created later in
+            this domain without a quota of their own, as I(default_quota) of M(vmail.mailserver.mail_domain).
+            Applies to mailboxes created in the same task too.
+        type: raw
+        version_added: "0.3.0"
+      alias_of:
+        description:
+          - Make this domain an alias domain of the named domain (declared in this task or existing), as I(alias_of)
+            of M(vmail.mailserver.mail_domain); an empty string makes it a normal domain again. The same checks
+            apply, against the state after the run (the target must exist and be a normal domain, no chains, no
+            mailboxes of its own).
+        type: str
+        version_added: "0.3.0"
   users:
     description:
       - Mailboxes (rows of C(virtual_users)).
@@ -98,6 +126,20 @@ options:
           - Defaults to the top-level I(update_password).
         type: str
         choices: [ always, on_create ]
+      quota:
+        description:
+          - Storage limit in bytes, or a size such as C(2G) or C(500M) (binary units); C(0) = unlimited (Dovecot's
+            quota plugin, U(https://doc.dovecot.org/main/core/plugins/quota.html)). As I(quota) of
+            M(vmail.mailserver.mail_user). Not set leaves the stored value; a new mailbox gets its domain's
+            I(default_quota).
+        type: raw
+        version_added: "0.3.0"
+      active:
+        description:
+          - Whether the mailbox is enabled, as I(active) of M(vmail.mailserver.mail_user). Not set leaves the stored
+            value; new mailboxes are enabled.
+        type: bool
+        version_added: "0.3.0"
       state:
         description:
           - C(present) or C(absent). Removing a mailbox does not touch mail on disk.
@@ -127,6 +169,13 @@ options:
           - With I(state=present), remove the destinations of I(source) that are not listed.
         type: bool
         default: false
+      active:
+        description:
+          - Whether the alias (all rows of I(source)) is enabled, as I(active) of M(vmail.mailserver.mail_alias).
+            Not set leaves the stored value. Two entries for one source merge only when they do not set different
+            values.
+        type: bool
+        version_added: "0.3.0"
       state:
         description:
           - C(present) adds the listed destinations, C(absent) removes them.
@@ -204,13 +253,14 @@ EXAMPLES = r'''
 RETURN = r'''
 domains:
   description:
-    - Domain names created, updated (never for domains) and removed, or that would be in check mode.
+    - Domain names created, updated (I(active), I(default_quota) or I(alias_of) changed) and removed, or that would
+      be in check mode.
     - Each list holds at most 1000 names; C(*_count) are the full numbers and C(truncated) says whether a list was cut.
   returned: always
   type: dict
   contains:
     created: {description: Names created., type: list, elements: str, returned: always}
-    updated: {description: Names updated (always empty for domains)., type: list, elements: str, returned: always}
+    updated: {description: "Names updated (active, default_quota or alias_of).", type: list, elements: str, returned: always}
     removed: {description: Names removed (with their mailboxes and aliases)., type: list, elements: str, returned: always}
     created_count: {description: Number of names created., type: int, returned: always}
     updated_count: {description: Number of names updated., type: int, returned: always}
@@ -220,7 +270,7 @@ domains:
            "removed_count": 0, "truncated": false}
 users:
   description:
-    - Mailbox addresses created, updated (password, address case or domain row changed) and removed, as for
+    - Mailbox addresses created, updated (password, address case, domain row, quota or active changed) and removed, as for
       RV(domains). Mailboxes of removed domains are listed as removed.
   returned: always
   type: dict
@@ -228,8 +278,8 @@ users:
            "updated_count": 0, "removed_count": 1, "truncated": false}
 aliases:
   description:
-    - Alias sources created (had no rows), updated (destinations added or removed) and removed (no rows left),
-      as for RV(domains).
+    - Alias sources created (had no rows), updated (destinations added or removed, or enabled or disabled) and
+      removed (no rows left), as for RV(domains).
   returned: always
   type: dict
   sample: {"created": ["postmaster@example.com"], "updated": [], "removed": [], "created_count": 1,
@@ -293,6 +343,9 @@ def main():
             name=dict(type='str', required=True),
             state=state,
             force=dict(type='bool', default=False),
+            active=dict(type='bool'),
+            default_quota=dict(type='raw'),
+            alias_of=dict(type='str'),
         )),
         users=dict(type='list', elements='dict', default=[], options=dict(
             email=dict(type='str', required=True),
@@ -301,12 +354,15 @@ def main():
             password_scheme=dict(type='str', default=hashing.DEFAULT_SCHEME, choices=list(hashing.SCHEMES),
                                  no_log=False),
             update_password=dict(type='str', choices=list(accounts.UPDATE_PASSWORD), no_log=False),
+            quota=dict(type='raw'),
+            active=dict(type='bool'),
             state=state,
         )),
         aliases=dict(type='list', elements='dict', default=[], options=dict(
             source=dict(type='str', required=True),
             destination=dict(type='raw'),
             exclusive=dict(type='bool', default=False),
+            active=dict(type='bool'),
             state=state,
         )),
         update_password=dict(type='str', default='always', choices=list(accounts.UPDATE_PASSWORD), no_log=False),

@@ -16,6 +16,9 @@ description:
     Dovecot, and MySQL"), which Postfix reads as C(virtual_alias_maps), one row per source/destination pair.
   - The guide schema has no unique index on the alias table; this module never creates a duplicate pair
     and serializes concurrent writers with a database lock.
+  - I(active) needs schema version 4 (column C(virtual_aliases.active), added by M(vmail.mailserver.mail_schema),
+    which the mailsql role runs). On an older database the module keeps working without it, and setting it fails
+    naming migration 4; nothing is written.
 options:
   source:
     description:
@@ -41,6 +44,15 @@ options:
         source's destinations become exactly I(destination).
     type: bool
     default: false
+  active:
+    description:
+      - Whether the alias is enabled (C(virtual_aliases.active) of every row of I(source)). A disabled alias keeps its
+        rows; the Postfix queries of this collection do not expand it. Setting it back to C(true) restores it.
+      - Not set leaves the stored value; new rows of a source that already has rows take their value, rows of a
+        new source are created enabled.
+      - Ignored with I(state=absent).
+    type: bool
+    version_added: "0.3.0"
   state:
     description:
       - C(present) adds the listed destinations; C(absent) removes them (or all of the source's rows).
@@ -81,6 +93,13 @@ EXAMPLES = r'''
     destination: alice@example.com
     config_file: /etc/vmail/mailsql-admin.cnf
 
+- name: Disable an alias without removing its destinations
+  vmail.mailserver.mail_alias:
+    source: sales@example.com
+    destination: alice@example.com
+    active: false
+    config_file: /etc/vmail/mailsql-admin.cnf
+
 - name: Remove all forwardings of an address
   vmail.mailserver.mail_alias:
     source: old@example.com
@@ -112,8 +131,16 @@ removed:
   type: list
   elements: str
   sample: []
+active:
+  description:
+    - Whether the alias is enabled after the run (true when any of its rows is); null when the source has no rows
+      or the database is below schema version 4.
+  returned: always
+  type: bool
+  sample: true
+  version_added: "0.3.0"
 diff:
-  description: Before and after destinations of the source, when run with C(--diff).
+  description: Before and after destinations (and, with schema version 4, C(active)) of the source, when run with C(--diff).
   returned: when diff mode is on
   type: dict
   sample: {"before": {}, "after": {"source": "sales@example.com", "destinations": ["alice@example.com"]}}
@@ -134,12 +161,13 @@ def main():
         exclusive=dict(type='bool', default=False),
         state=dict(type='str', default='present', choices=list(accounts.STATES)),
         lowercase_local_part=dict(type='bool', default=True),
+        active=dict(type='bool'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('destination',))])
     accounts.require_libraries(module, passlib=False)
     p = module.params
-    alias = dict((k, p[k]) for k in ('source', 'destination', 'exclusive', 'state'))
+    alias = dict((k, p[k]) for k in ('source', 'destination', 'exclusive', 'state', 'active'))
     try:
         desired, entry = accounts.normalize_single(aliases=[alias], lowercase_local_part=p['lowercase_local_part'])
     except accounts.AccountsError as exc:
@@ -154,14 +182,23 @@ def main():
         before = accounts.unique_destinations(r['destination'] for r in current['rows']) if current else []
         change = outcome.plan.aliases.get(key)
         after = change['after'] if change else before
+        active_before, active_after = accounts.alias_active(outcome.state, outcome.plan, key)
         result = dict(changed=change is not None, source=source, added=change['add'] if change else [],
-                      removed=change['removed'] if change else [], destinations=after)
+                      removed=change['removed'] if change else [], destinations=after, active=active_after)
         if module._diff:
-            result['diff'] = dict(before={'source': source, 'destinations': before} if before else {},
-                                  after={'source': source, 'destinations': after} if after else {})
+            result['diff'] = dict(before=_view(source, before, active_before), after=_view(source, after, active_after))
         return result
 
     run_and_exit(module, work)
+
+
+def _view(source, destinations, active):
+    if not destinations:
+        return {}
+    out = {'source': source, 'destinations': destinations}
+    if active is not None:
+        out['active'] = active
+    return out
 
 
 if __name__ == '__main__':

@@ -17,6 +17,10 @@ description:
     (C(virtual_mailbox_domains)).
   - Works on a database created with the guide's literal SQL; the C(virtual_domains.name) column has
     no unique index there, so duplicate rows are tolerated (the lowest id is used) and never created.
+  - I(active), I(default_quota) and I(alias_of) need schema version 4 (the columns of the same names,
+    added by M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module
+    keeps working without them, and setting one of them fails naming migration 4; nothing is written.
+  - An option that is not set leaves the stored value alone (a new domain gets the column default).
 options:
   name:
     description:
@@ -43,6 +47,39 @@ options:
       - Mail stored on disk (for example C(/var/mail/vhosts/<domain>)) is never touched.
     type: bool
     default: false
+  active:
+    description:
+      - Whether the domain is enabled (C(virtual_domains.active)). A disabled domain stays in the database with its
+        mailboxes and aliases; the Postfix and Dovecot queries of this collection treat it as absent. Setting it
+        back to C(true) restores everything.
+      - Not set (the default) leaves the stored value; a new domain is created enabled.
+    type: bool
+    version_added: "0.3.0"
+  default_quota:
+    description:
+      - Quota in bytes copied into I(quota) of mailboxes created later in this domain by
+        M(vmail.mailserver.mail_user) or M(vmail.mailserver.mail_accounts) when they give no quota of their own.
+        Existing mailboxes are not changed.
+      - An integer number of bytes or a size with a binary unit such as C(2G), C(500M) or C(1.5G)
+        (parsed with Ansible's C(human_to_bytes); C(1K) = 1024 bytes). C(0) means unlimited, as in Dovecot's
+        quota plugin (U(https://doc.dovecot.org/main/core/plugins/quota.html)).
+      - A negative, fractional or unparsable value fails; nothing is written.
+      - Not set leaves the stored value; a new domain gets C(0).
+    type: raw
+    version_added: "0.3.0"
+  alias_of:
+    description:
+      - Makes this domain an alias domain of the named domain (C(virtual_domains.alias_of) holds that domain's id),
+        so that mail to C(user@this) is delivered as mail to C(user@target), including the target's aliases and
+        catch-all.
+      - The target must exist (create it first) and must itself be a normal domain. Fails, writing nothing, when the
+        target is unknown, is this domain, is an alias domain itself, when other domains are alias domains of this
+        one, or when this domain has mailboxes of its own.
+      - An empty string makes an alias domain a normal domain again. Not set leaves the stored value.
+      - The foreign key is C(ON DELETE CASCADE), so removing the target removes its alias domains;
+        M(vmail.mailserver.mail_domain) refuses that without I(force=true).
+    type: str
+    version_added: "0.3.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
 author:
@@ -67,6 +104,24 @@ EXAMPLES = r'''
     name: bücher.example
     login_user: mailadmin
     login_password: "{{ mailsql_admin_password }}"
+
+- name: A domain whose new mailboxes get 2 GiB by default
+  vmail.mailserver.mail_domain:
+    name: example.com
+    default_quota: 2G
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: example.net delivers to the same local parts of example.com
+  vmail.mailserver.mail_domain:
+    name: example.net
+    alias_of: example.com
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Disable a domain without deleting anything
+  vmail.mailserver.mail_domain:
+    name: old.example
+    active: false
+    config_file: /etc/vmail/mailsql-admin.cnf
 
 - name: Remove a domain together with its mailboxes and aliases (mail on disk stays)
   vmail.mailserver.mail_domain:
@@ -97,11 +152,33 @@ aliases_removed:
   returned: when I(state=absent)
   type: int
   sample: 0
+active:
+  description: Whether the domain is enabled after the run; null when absent or the database is below schema version 4.
+  returned: always
+  type: bool
+  sample: true
+  version_added: "0.3.0"
+default_quota:
+  description: The domain's default quota in bytes after the run (0 = unlimited); null when absent or below schema
+    version 4.
+  returned: always
+  type: int
+  sample: 2147483648
+  version_added: "0.3.0"
+alias_of:
+  description: Name of the domain this one is an alias domain of after the run; null for a normal domain, when absent
+    or below schema version 4.
+  returned: always
+  type: str
+  sample: example.com
+  version_added: "0.3.0"
 diff:
-  description: Before and after state of the domain, when run with C(--diff).
+  description:
+    - Before and after state of the domain, when run with C(--diff); with schema version 4 also C(active),
+      C(default_quota) and C(alias_of).
   returned: when diff mode is on
   type: dict
-  sample: {"before": {}, "after": {"name": "example.com"}}
+  sample: {"before": {}, "after": {"name": "example.com", "active": true, "default_quota": 0, "alias_of": null}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -116,28 +193,37 @@ def main():
         name=dict(type='str', required=True, aliases=['domain']),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         force=dict(type='bool', default=False),
+        active=dict(type='bool'),
+        default_quota=dict(type='raw'),
+        alias_of=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     accounts.require_libraries(module, passlib=False)
     p = module.params
     try:
-        desired, entry = accounts.normalize_single(domains=[dict(name=p['name'], state=p['state'], force=p['force'])])
+        desired, entry = accounts.normalize_single(domains=[dict(
+            (k, p[k]) for k in ('name', 'state', 'force', 'active', 'default_quota', 'alias_of'))])
     except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
     name, key = entry['name'], accounts.fold(entry['name'])
 
     def work(cursor, widths):
+        targets = [entry['alias_of']] if entry['alias_of'] else []
         outcome = accounts.run_single(cursor, widths, desired, check_mode=module.check_mode,
-                                      scope=dict(domains=[name], members=p['state'] == accounts.ABSENT))
+                                      scope=dict(domains=[name], targets=targets, aliased_by=True,
+                                                 members=p['state'] == accounts.ABSENT or bool(targets)))
         for warning in outcome.plan.warnings:
             module.warn(warning)
         change = outcome.plan.domains.get(key)
         exists = key in outcome.state.domains
-        result = dict(changed=change is not None, name=name, id=None)
-        before = {'name': name} if exists else {}
-        after = {'name': name} if p['state'] == accounts.PRESENT else {}
+        current = accounts.domain_attributes(outcome.state, outcome.plan, key, after=False)
+        final = accounts.domain_attributes(outcome.state, outcome.plan, key, after=True)
+        result = dict(changed=change is not None, name=name, id=None, active=None, default_quota=None, alias_of=None)
+        before = dict(name=name, **current) if exists else {}
+        after = dict(name=name, **final) if p['state'] == accounts.PRESENT else {}
         if p['state'] == accounts.PRESENT:
-            if not (module.check_mode and change is not None):
+            result.update(final)
+            if not (module.check_mode and change is not None and change['action'] == accounts.CREATE):
                 result['id'] = outcome.domain_ids.get(key)
         else:
             result.update(mailboxes_removed=change['users'] if change else 0,

@@ -19,6 +19,11 @@ description:
   - With I(format=accounts), it returns RV(domains), RV(users) and RV(aliases) in exactly the input structure of
     M(vmail.mailserver.mail_accounts), including each mailbox's stored hash as C(password_hash), so a server's
     accounts can be exported and re-applied elsewhere.
+  - On a database with schema version 4 (see M(vmail.mailserver.mail_schema)) it also reports each mailbox's quota,
+    enabled flag, quota usage (bytes and messages, as Dovecot's C(quota_clone) plugin writes it into
+    C(vmail_quota_usage)) and last login (as Dovecot's C(last_login) plugin writes it into C(vmail_last_login)),
+    and each domain's C(active), C(default_quota) and C(alias_of). On an older database (version 3 or the guide's
+    literal schema) those keys are left out, and I(inactive_days) fails naming migration 4.
   - Never changes anything; C(check_mode) is supported.
 options:
   format:
@@ -42,6 +47,15 @@ options:
     type: list
     elements: str
     default: []
+  inactive_days:
+    description:
+      - Also return RV(inactive), the mailboxes (of the reported domains) with no successful login in the last
+        I(inactive_days) days, by the C(vmail_last_login) table that Dovecot's C(last_login) plugin fills. A mailbox
+        that never logged in (no row, or C(0)) counts as inactive.
+      - C(0) lists every mailbox. A negative value fails.
+      - Needs schema version 4 (the table C(vmail_last_login)); fails naming the migration otherwise.
+    type: int
+    version_added: "0.3.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
 attributes:
@@ -82,6 +96,25 @@ EXAMPLES = r'''
   vmail.mailserver.mail_info:
     domain: example.com
     config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Mailboxes nobody logged into for half a year
+  vmail.mailserver.mail_info:
+    inactive_days: 180
+    config_file: /etc/vmail/mailsql-admin.cnf
+  register: stale
+
+- name: Disable them (a cleanup playbook; nothing is deleted)
+  vmail.mailserver.mail_user:
+    email: "{{ item.email }}"
+    active: false
+    config_file: /etc/vmail/mailsql-admin.cnf
+  loop: "{{ stale.inactive }}"
+
+- name: Mailboxes above 90 % of their quota
+  ansible.builtin.debug:
+    msg: "{{ item.email }}: {{ item.usage_bytes }} of {{ item.quota }} bytes"
+  loop: "{{ mail.mailboxes | selectattr('quota', 'gt', 0) | rejectattr('usage_bytes', 'none') }}"
+  when: item.usage_bytes >= item.quota * 0.9
 '''
 
 RETURN = r'''
@@ -97,7 +130,19 @@ domains:
     id: {description: C(virtual_domains.id)., type: int, returned: always}
     mailboxes: {description: Number of mailboxes of the domain., type: int, returned: always}
     aliases: {description: Number of alias rows of the domain., type: int, returned: always}
-  sample: [{"name": "example.com", "id": 1, "mailboxes": 2, "aliases": 1}]
+    active: {description: Whether the domain is enabled., type: bool, returned: with schema version 4}
+    default_quota:
+      description: Quota in bytes given to mailboxes created later in the domain (0 = unlimited).
+      type: int
+      returned: with schema version 4
+    alias_of:
+      description:
+        - Name of the domain this one is an alias domain of; null for a normal domain.
+        - With I(format=accounts) only present for alias domains.
+      type: str
+      returned: with schema version 4
+  sample: [{"name": "example.com", "id": 1, "mailboxes": 2, "aliases": 1, "active": true, "default_quota": 0,
+            "alias_of": null}]
 mailboxes:
   description: Mailboxes, sorted by address. Hashes are never returned.
   returned: when I(format=summary)
@@ -110,7 +155,23 @@ mailboxes:
       description: Dovecot scheme of the stored password (C(SHA512-CRYPT), ...), null when unrecognised.
       type: str
       returned: always
-  sample: [{"email": "alice@example.com", "domain": "example.com", "password_scheme": "SHA512-CRYPT"}]
+    quota: {description: Quota in bytes (0 = unlimited)., type: int, returned: with schema version 4}
+    active: {description: Whether the mailbox is enabled., type: bool, returned: with schema version 4}
+    usage_bytes:
+      description: Bytes stored, as Dovecot last reported into C(vmail_quota_usage); null when it has not reported.
+      type: int
+      returned: with schema version 4
+    usage_messages:
+      description: Messages stored, from the same row; null when Dovecot has not reported.
+      type: int
+      returned: with schema version 4
+    last_login:
+      description: Time of the last successful login (ISO 8601, UTC, for example C(2026-11-22T07:30:00Z)) from
+        C(vmail_last_login); null when the mailbox never logged in since the table exists.
+      type: str
+      returned: with schema version 4
+  sample: [{"email": "alice@example.com", "domain": "example.com", "password_scheme": "SHA512-CRYPT", "quota": 2147483648,
+            "active": true, "usage_bytes": 1048576, "usage_messages": 12, "last_login": "2026-11-22T07:30:00Z"}]
 aliases:
   description:
     - With I(format=summary), alias rows sorted by source then destination.
@@ -123,6 +184,10 @@ aliases:
     source: {description: Source address or C(@domain)., type: str, returned: always}
     destination: {description: Destination address (a sorted list with I(format=accounts))., type: raw, returned: always}
     domain: {description: Name of the owning domain., type: str, returned: when I(format=summary)}
+    active:
+      description: Whether the alias row (with I(format=accounts), any row of the source) is enabled.
+      type: bool
+      returned: with schema version 4
   sample: [{"source": "postmaster@example.com", "destination": "alice@example.com", "domain": "example.com"}]
 users:
   description:
@@ -134,7 +199,18 @@ users:
   contains:
     email: {description: The address., type: str, returned: always}
     password_hash: {description: The stored hash (as in C(virtual_users.password))., type: str, returned: always}
-  sample: [{"email": "alice@example.com", "password_hash": "$6$..."}]
+    quota: {description: Quota in bytes., type: int, returned: with schema version 4}
+    active: {description: Whether the mailbox is enabled., type: bool, returned: with schema version 4}
+  sample: [{"email": "alice@example.com", "password_hash": "$6$...", "quota": 0, "active": true}]
+inactive:
+  description: Mailboxes with no login in the last I(inactive_days) days (never logged in included), sorted by address.
+  returned: when I(inactive_days) is set
+  type: list
+  elements: dict
+  contains:
+    email: {description: The address., type: str, returned: always}
+    last_login: {description: Last login (ISO 8601 UTC) or null when never., type: str, returned: always}
+  sample: [{"email": "old@example.com", "last_login": "2025-01-10T08:00:00Z"}, {"email": "new@example.com", "last_login": null}]
 counts:
   description:
     - Number of domains, mailboxes and aliases returned (with I(format=accounts) the keys are C(domains), C(users)
@@ -150,28 +226,59 @@ missing_domains:
   sample: []
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import AddressError, normalize_domain
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_info as info
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
 
 
-def export_accounts(domains, users, aliases):
+def export_accounts(domains, users, aliases, columns=None, names=None):
     """Return {domains, users, aliases, counts} in the input structure of mail_accounts.
 
-    ``domains``: rows (id, name); ``users``: rows (email, password);
-    ``aliases``: dicts (source, destination). Sorted by key; destinations
-    sorted; a domain name stored twice is listed once.
+    ``domains``: rows (id, name, optional columns); ``users``: rows (email,
+    password, optional columns); ``aliases``: dicts (source, destination,
+    active when the column exists). Sorted by key; destinations sorted; a
+    domain name stored twice is listed once (its lowest id's row). The
+    account-model keys (``active``, ``default_quota``, ``alias_of`` of
+    domains; ``quota``, ``active`` of users and aliases) are included when
+    their columns exist; ``alias_of`` only for alias domains.
     """
-    names = sorted(set(d['name'] for d in domains))
+    columns = columns or {}
+    names = names or {}
+    first = {}
+    for row in sorted(domains, key=lambda r: r['id']):
+        first.setdefault(row['name'], row)
+    out_domains = []
+    for name in sorted(first):
+        entry = dict(name=name)
+        details = info.domain_details(first[name], names, columns)
+        if details.get('alias_of') is None:
+            details.pop('alias_of', None)
+        entry.update(details)
+        out_domains.append(entry)
+    out_users = []
+    for row in sorted(users, key=lambda r: r['email']):
+        entry = dict(email=row['email'], password_hash=row['password'])
+        entry.update(info.user_details(row, {}, {}, columns, ()))
+        out_users.append(entry)
     by_source = {}
     for row in aliases:
-        by_source.setdefault(row['source'], set()).add(row['destination'])
-    out = dict(domains=[dict(name=n) for n in names],
-               users=[dict(email=r['email'], password_hash=r['password']) for r in sorted(users, key=lambda r: r['email'])],
-               aliases=[dict(source=s, destination=sorted(by_source[s])) for s in sorted(by_source)])
+        item = by_source.setdefault(row['source'], {'destination': set(), 'active': False})
+        item['destination'].add(row['destination'])
+        item['active'] = item['active'] or bool(row.get('active'))
+    out_aliases = []
+    for source in sorted(by_source):
+        entry = dict(source=source, destination=sorted(by_source[source]['destination']))
+        if 'active' in columns.get('aliases', ()):
+            entry['active'] = by_source[source]['active']
+        out_aliases.append(entry)
+    out = dict(domains=out_domains, users=out_users, aliases=out_aliases)
     out['counts'] = dict(domains=len(out['domains']), users=len(out['users']), aliases=len(out['aliases']))
     return out
 
@@ -179,25 +286,43 @@ def export_accounts(domains, users, aliases):
 def main():
     argument_spec = vmail_db_argument_spec()
     argument_spec.update(domain=dict(type='list', elements='str', default=[]),
-                         format=dict(type='str', default='summary', choices=['summary', 'accounts']))
+                         format=dict(type='str', default='summary', choices=['summary', 'accounts']),
+                         inactive_days=dict(type='int'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     accounts.require_libraries(module)
+    days = module.params['inactive_days']
+    if days is not None and days < 0:
+        module.fail_json(msg='inactive_days must be 0 or more, got %d' % days)
     try:
         wanted = sorted(set(normalize_domain(d) for d in module.params['domain']))
     except AddressError as exc:
         module.fail_json(msg=str(exc))
 
     def work(cursor, widths):
-        cursor.execute('SELECT id, name FROM virtual_domains ORDER BY name, id')
-        domains = [d for d in cursor.fetchall() if not wanted or d['name'] in wanted]
+        all_domains, all_users, all_aliases, columns = info.read_rows(cursor, widths)
+        tables = info.existing_stats_tables(cursor)
+        if days is not None and schema.LAST_LOGIN.name not in tables:
+            module.fail_json(msg='inactive_days needs the table %s of schema migration 4, which this database does not '
+                                 'have yet; run the vmail.mailserver.mailsql role or the vmail.mailserver.mail_schema '
+                                 'module first' % schema.LAST_LOGIN.name)
+        usage, logins = info.read_stats(cursor, tables)
+        all_names = dict((d['id'], d['name']) for d in all_domains)
+        domains = [d for d in all_domains if not wanted or d['name'] in wanted]
         names = dict((d['id'], d['name']) for d in domains)
-        cursor.execute('SELECT domain_id, email, password FROM virtual_users ORDER BY email')
-        users = [r for r in cursor.fetchall() if r['domain_id'] in names]
-        mailboxes = [dict(email=r['email'], domain=names[r['domain_id']], password_scheme=hashing.identify(r['password']))
-                     for r in users]
-        cursor.execute('SELECT domain_id, source, destination FROM virtual_aliases ORDER BY source, destination, id')
-        aliases = [dict(source=r['source'], destination=r['destination'], domain=names[r['domain_id']])
-                   for r in cursor.fetchall() if r['domain_id'] in names]
+        users = [r for r in sorted(all_users, key=lambda r: r['email']) if r['domain_id'] in names]
+        mailboxes = []
+        for r in users:
+            box = dict(email=r['email'], domain=names[r['domain_id']], password_scheme=hashing.identify(r['password']))
+            box.update(info.user_details(r, usage, logins, columns, tables))
+            mailboxes.append(box)
+        alias_rows = sorted((r for r in all_aliases if r['domain_id'] in names),
+                            key=lambda r: (r['source'], r['destination'], r['id']))
+        aliases = []
+        for r in alias_rows:
+            item = dict(source=r['source'], destination=r['destination'], domain=names[r['domain_id']])
+            if 'active' in columns['aliases']:
+                item['active'] = bool(r['active'])
+            aliases.append(item)
         per_domain = {}
         for item in mailboxes + aliases:
             counts = per_domain.setdefault(item['domain'], {'mailboxes': 0, 'aliases': 0})
@@ -205,16 +330,30 @@ def main():
         out = []
         for d in domains:
             counts = per_domain.get(d['name'], {'mailboxes': 0, 'aliases': 0})
-            out.append(dict(name=d['name'], id=d['id'], mailboxes=counts['mailboxes'], aliases=counts['aliases']))
+            entry = dict(name=d['name'], id=d['id'], mailboxes=counts['mailboxes'], aliases=counts['aliases'])
+            entry.update(info.domain_details(d, all_names, columns))
+            out.append(entry)
         found = set(d['name'] for d in domains)
         missing = [w for w in wanted if w not in found]
+        extra = {}
+        if days is not None:
+            now = module_time()
+            extra['inactive'] = [dict(email=r['email'], last_login=info.iso_utc(logins.get(r['email'].lower())))
+                                 for r in users if info.is_inactive(logins.get(r['email'].lower()), days, now)]
         if module.params['format'] == 'accounts':
-            return dict(changed=False, missing_domains=missing, **export_accounts(domains, users, aliases))
+            result = dict(changed=False, missing_domains=missing, **extra)
+            result.update(export_accounts(domains, users, alias_rows, columns, all_names))
+            return result
         return dict(changed=False, domains=out, mailboxes=mailboxes, aliases=aliases,
                     counts=dict(domains=len(out), mailboxes=len(mailboxes), aliases=len(aliases)),
-                    missing_domains=missing)
+                    missing_domains=missing, **extra)
 
     run_and_exit(module, work, write=False)
+
+
+def module_time():
+    """Now, in Unix seconds (a function so that tests can read the module's notion of now)."""
+    return int(time.time())
 
 
 if __name__ == '__main__':

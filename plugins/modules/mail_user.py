@@ -20,6 +20,9 @@ description:
     it does not match or when the stored scheme differs from I(password_scheme).
   - Adopts existing data, that is bare C($6$) hashes made by MySQL/MariaDB C(ENCRYPT()) as in the guide
     verify, and re-declaring the same password reports no change.
+  - I(quota) and I(active) need schema version 4 (columns C(virtual_users.quota) and C(virtual_users.active), added
+    by M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module keeps working
+    without them, and setting one fails naming migration 4; nothing is written.
   - "Host requirements: PyMySQL, passlib and idna on the managed host. On Python 3.13 (Debian 13),
     which has no C(crypt) module, install C(python3-crypt-r) so passlib hashes with the C library
     (about 1-2 ms per SHA512-CRYPT hash instead of passlib's pure-Python fallback); see
@@ -70,6 +73,25 @@ options:
     type: str
     choices: [ SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT ]
     default: SHA512-CRYPT
+  quota:
+    description:
+      - Storage limit of the mailbox in bytes (C(virtual_users.quota)), enforced by Dovecot's quota plugin.
+        C(0) means unlimited, as in Dovecot (U(https://doc.dovecot.org/main/core/plugins/quota.html)).
+      - An integer number of bytes or a size with a binary unit such as C(2G), C(500M) or C(1.5G) (parsed with
+        Ansible's C(human_to_bytes); C(1K) = 1024 bytes).
+      - A negative, fractional or unparsable value fails; nothing is written.
+      - Not set leaves the stored value of an existing mailbox; a new mailbox gets the I(default_quota) of its
+        domain (see M(vmail.mailserver.mail_domain)), which is C(0) unless set.
+    type: raw
+    version_added: "0.3.0"
+  active:
+    description:
+      - Whether the mailbox is enabled (C(virtual_users.active)). A disabled mailbox keeps its row, password and
+        mail; the Dovecot and Postfix queries of this collection refuse its logins and mail to it. Setting it back to
+        C(true) restores everything.
+      - Not set leaves the stored value; a new mailbox is created enabled.
+    type: bool
+    version_added: "0.3.0"
   state:
     description:
       - C(present) creates or updates the mailbox, C(absent) removes its row.
@@ -110,6 +132,19 @@ EXAMPLES = r'''
     password_hash: "{BLF-CRYPT}$2y$12$Ah5Wn9D6bQ0Qm8nC3dWJ8uQ0VwP1Yh5pFqXn6dBi1I8hU2wT6cR3y"
     config_file: /etc/vmail/mailsql-admin.cnf
 
+- name: A mailbox limited to 2 GiB
+  vmail.mailserver.mail_user:
+    email: erin@example.com
+    password: "{{ vault_erin_password }}"
+    quota: 2G
+    config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: Disable a mailbox (logins and incoming mail refused, nothing deleted)
+  vmail.mailserver.mail_user:
+    email: bob@example.com
+    active: false
+    config_file: /etc/vmail/mailsql-admin.cnf
+
 - name: Remove a mailbox (mail on disk stays)
   vmail.mailserver.mail_user:
     email: dave@example.com
@@ -133,14 +168,28 @@ password_scheme:
   returned: always
   type: str
   sample: SHA512-CRYPT
+quota:
+  description: The mailbox's quota in bytes after the run (0 = unlimited); null when absent or the database is below
+    schema version 4.
+  returned: always
+  type: int
+  sample: 2147483648
+  version_added: "0.3.0"
+active:
+  description: Whether the mailbox is enabled after the run; null when absent or below schema version 4.
+  returned: always
+  type: bool
+  sample: true
+  version_added: "0.3.0"
 diff:
   description:
     - Before and after state of the mailbox, when run with C(--diff). The password is never shown,
-      only C((hidden)), its scheme, and C(password_changed).
+      only C((hidden)), its scheme, and C(password_changed). With schema version 4 also C(quota) and C(active).
   returned: when diff mode is on
   type: dict
   sample: {"before": {}, "after": {"email": "alice@example.com", "domain": "example.com",
-           "password": "(hidden)", "password_scheme": "SHA512-CRYPT", "password_changed": true}}
+           "password": "(hidden)", "password_scheme": "SHA512-CRYPT", "password_changed": true,
+           "quota": 0, "active": true}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -160,22 +209,26 @@ def main():
         password_scheme=dict(type='str', default=hashing.DEFAULT_SCHEME, choices=list(hashing.SCHEMES), no_log=False),
         state=dict(type='str', default='present', choices=list(accounts.STATES)),
         lowercase_local_part=dict(type='bool', default=True),
+        quota=dict(type='raw'),
+        active=dict(type='bool'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('password', 'password_hash')])
     accounts.require_libraries(module)
     p = module.params
-    user = dict((k, p[k]) for k in ('email', 'password', 'password_hash', 'password_scheme', 'update_password', 'state'))
+    user = dict((k, p[k]) for k in ('email', 'password', 'password_hash', 'password_scheme', 'update_password', 'state',
+                                    'quota', 'active'))
     try:
         desired, entry = accounts.normalize_single(users=[user], lowercase_local_part=p['lowercase_local_part'])
     except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
     email, key = entry['email'], accounts.fold(entry['email'])
 
-    def view(email, stored, password_changed=None):
+    def view(email, stored, password_changed=None, attributes=None):
         out = dict(email=email, domain=entry['domain'], password=accounts.HIDDEN, password_scheme=stored)
         if password_changed is not None:
             out['password_changed'] = password_changed
+        out.update(attributes or {})
         return out
 
     def work(cursor, widths):
@@ -188,18 +241,21 @@ def main():
         row = outcome.state.users.get(key)
         change = outcome.plan.users.get(key)
         stored_scheme = hashing.identify(row['password']) if row else None
-        result = dict(changed=change is not None, email=email, password_changed=False, password_scheme=stored_scheme)
+        current = accounts.user_attributes(outcome.state, outcome.plan, key, after=False)
+        final = accounts.user_attributes(outcome.state, outcome.plan, key, after=True)
+        result = dict(changed=change is not None, email=email, password_changed=False, password_scheme=stored_scheme,
+                      quota=None, active=None)
         if entry['state'] == accounts.ABSENT:
-            before, after = (view(row['email'], stored_scheme) if row else {}), {}
+            before, after = (view(row['email'], stored_scheme, attributes=current) if row else {}), {}
             result['password_scheme'] = None
         else:
             password_changed = bool(change and change['password_changed'])
             scheme = stored_scheme
             if password_changed:
                 scheme = hashing.identify(change['hash']) if change['hash'] else change['scheme']
-            before = view(row['email'], stored_scheme, False) if row else {}
-            after = view(email, scheme, password_changed)
-            result.update(password_changed=password_changed, password_scheme=scheme)
+            before = view(row['email'], stored_scheme, False, current) if row else {}
+            after = view(email, scheme, password_changed, final)
+            result.update(password_changed=password_changed, password_scheme=scheme, **final)
         if module._diff:
             result['diff'] = dict(before=before, after=after)
         return result
