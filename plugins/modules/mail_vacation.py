@@ -163,7 +163,7 @@ email:
   returned: always
   type: str
   sample: alice@example.com
-path:
+script_path:
   description: The script file of this mailbox's reply.
   returned: always
   type: str
@@ -295,7 +295,7 @@ def main():
             sieve.apply(changes, script, uid, gid)
         except sieve.SieveError as exc:
             module.fail_json(msg=str(exc), changes=sieve.describe(changes))
-    result = dict(changed=bool(changes), email=spec['email'], path=current['path'], changes=sieve.describe(changes),
+    result = dict(changed=bool(changes), email=spec['email'], script_path=current['path'], changes=sieve.describe(changes),
                   script=script,
                   vacation=None if script is None else dict(
                       (k, spec[k]) for k in ('active', 'subject', 'start_date', 'end_date', 'days', 'addresses')))
