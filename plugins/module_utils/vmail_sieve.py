@@ -312,7 +312,7 @@ def _fix_node(kind, node, path, uid, gid, mode):
     if (node['uid'], node['gid']) != (uid, gid):
         changes.append(dict(op='chown', path=path, detail='owner %d:%d -> %d:%d' % (node['uid'], node['gid'], uid, gid)))
     if node['mode'] != mode:
-        changes.append(dict(op='chmod', path=path, detail='mode %04o -> %04o' % (node['mode'], mode)))
+        changes.append(dict(op='chmod', path=path, mode=mode, detail='mode %04o -> %04o' % (node['mode'], mode)))
     return changes
 
 
@@ -393,7 +393,7 @@ def apply(changes, content, uid, gid):
             elif change['op'] == 'chown':
                 os.lchown(path, uid, gid)
             elif change['op'] == 'chmod':
-                os.chmod(path, FILE_MODE if path.endswith(SCRIPT_SUFFIX) else DIR_MODE)
+                os.chmod(path, change['mode'])
             elif change['op'] == 'write':
                 _write(path, content, uid, gid)
             elif change['op'] == 'unlink':

@@ -197,6 +197,8 @@ def test_managesieve_refuses_auth_before_starttls(mail, managesieve):
 
 def test_managesieve_accepts_auth_after_starttls(mail, managesieve):
     managesieve.starttls()
+    # client_context() verified the test CA's chain and the name; the protocol is TLS 1.2+ as on the other ports.
+    assert managesieve.sock.version() in ("TLSv1.2", "TLSv1.3"), managesieve.sock.version()
     assert "PLAIN" in (managesieve.capability("SASL") or "").split(), managesieve.capabilities
     status, _lines, line = managesieve.authenticate(FRANK, "not-the-password")
     assert status == "NO", line
