@@ -44,8 +44,8 @@ BINARY_SUFFIX = '.svbin'  # Pigeonhole's compiled form, written next to the scri
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 
-# RFC 5230 :days; Pigeonhole clamps other values to sieve_vacation_min_period (1d) and
-# sieve_vacation_max_period (60d), so they are refused instead of silently changed.
+# RFC 5230 :days. Pigeonhole raises shorter periods to sieve_vacation_min_period (1d) and 2.4 cuts
+# longer ones to sieve_vacation_max_period (60d; 0.5 has no cap), so both are refused, not changed.
 MIN_DAYS = 1
 MAX_DAYS = 60
 DEFAULT_DAYS = 7
@@ -184,8 +184,8 @@ def normalize(email, state='present', subject=None, body=None, active=True, star
     if state != 'present':
         raise SieveError('state must be present or absent, got %r' % (state,))
     if isinstance(days, bool) or not isinstance(days, int) or not MIN_DAYS <= days <= MAX_DAYS:
-        raise SieveError('days must be a whole number from %d to %d (RFC 5230 :days; Pigeonhole would change '
-                         'other values to its limits), got %r' % (MIN_DAYS, MAX_DAYS, days))
+        raise SieveError('days must be a whole number from %d to %d (RFC 5230 :days; Pigeonhole 2.4 would cut '
+                         'longer periods to 60 days), got %r' % (MIN_DAYS, MAX_DAYS, days))
     start = _date(start_date, 'start_date')
     end = _date(end_date, 'end_date')
     if start and end and end < start:

@@ -51,7 +51,7 @@ options:
   subject:
     description:
       - Subject of the reply, one line, at most 256 characters. Non-ASCII text is MIME-encoded by Pigeonhole.
-      - Empty or unset leaves it to Pigeonhole (C(Auto: ) followed by the original subject).
+      - Empty or unset leaves it to Pigeonhole (C(Auto:) and the original subject).
     type: str
   body:
     description:
@@ -72,8 +72,9 @@ options:
     type: str
   days:
     description:
-      - Minimum number of days between two replies to the same sender (RFC 5230 C(:days)). 1 to 60, the limits
-        of Pigeonhole's default C(sieve_vacation_min_period) and C(sieve_vacation_max_period).
+      - Minimum number of days between two replies to the same sender (RFC 5230 C(:days)), 1 to 60; Pigeonhole's
+        default C(sieve_vacation_min_period) is one day, and Pigeonhole 2.4 (Debian 13) caps longer periods at its
+        default C(sieve_vacation_max_period) of 60 days (0.5 has no cap).
     type: int
     default: 7
   addresses:
@@ -106,8 +107,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is written (a changed script is still compiled with C(sievec) in a
-      private temporary directory, to report errors).
+    description:
+      - Reports what would change; nothing is written (a changed script is still compiled with C(sievec) in a
+        private temporary directory, to report errors).
   diff_mode:
     support: full
     description: The script before and after.
@@ -118,16 +120,16 @@ notes:
     C(days) outside 1..60, a date that is not C(YYYY-MM-DD), O(end_date) before O(start_date), a subject with a
     line break, a missing O(body), an unknown O(owner), a file at the script path that this module did not
     write (or a symbolic link), or a script that C(sievec) rejects (its message is shown).
-  - Separate database host. Nothing changes: this module always runs on the mail host(s), where Dovecot
-    delivers; with several mail hosts, run it on each (the scripts are not in the database).
+  - With a separate database host nothing changes for this module, which always runs on the mail host(s) where
+    Dovecot delivers; with several mail hosts, run it on each (the scripts are not in the database).
   - Removing a mailbox with the account modules does not remove its reply; use O(state=absent).
 seealso:
   - name: RFC 5230 (Sieve vacation)
     description: The vacation action and its C(:days) and C(:addresses) arguments.
     link: https://www.rfc-editor.org/rfc/rfc5230
-  - name: Pigeonhole vacation extension
-    description: What Pigeonhole checks before it sends a reply.
-    link: https://doc.dovecot.org/2.4.1/core/config/sieve/extensions/vacation.html
+  - name: RFC 5228 (Sieve)
+    description: Quoted strings and C(text:) literals, as the script is written.
+    link: https://www.rfc-editor.org/rfc/rfc5228
 '''
 
 EXAMPLES = r'''

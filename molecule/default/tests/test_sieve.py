@@ -192,7 +192,7 @@ def test_managesieve_refuses_auth_before_starttls(mail, managesieve):
     assert managesieve.capability("STARTTLS") is not None, managesieve.capabilities
     assert not managesieve.capability("SASL"), f"SASL mechanisms offered in cleartext: {managesieve.capabilities}"
     status, _lines, line = managesieve.authenticate(FRANK, mail.password(FRANK))  # the right password
-    assert status == "NO", f"AUTH accepted without TLS: {line}"
+    assert status in ("NO", "BYE"), f"AUTH accepted without TLS: {line}"
 
 
 def test_managesieve_accepts_auth_after_starttls(mail, managesieve):
