@@ -99,8 +99,8 @@ def test_quote_refuses_nul_and_surrogates():
 
 def test_string_list():
     assert sieve.string_list(['a', 'b"c']) == '["a", "b\\"c"]'
-    assert [t for t in tokenize(sieve.string_list(['a', 'b"c'])) if t[0] == 'string'] == [('string', 'a'),
-                                                                                        ('string', 'b"c')]
+    strings = [t for t in tokenize(sieve.string_list(['a', 'b"c'])) if t[0] == 'string']
+    assert strings == [('string', 'a'), ('string', 'b"c')]
 
 
 @pytest.mark.parametrize('body', [
@@ -125,8 +125,8 @@ def test_multiline_dot_stuffs():
 
 
 def test_normalize_defaults_and_normalization():
-    result = spec(email='Alice@Example.COM', addresses=['Postmaster@example.com', 'alice@example.com',
-                                                      'postmaster@example.com'])
+    extra = ['Postmaster@example.com', 'alice@example.com', 'postmaster@example.com']
+    result = spec(email='Alice@Example.COM', addresses=extra)
     assert result == dict(email='alice@example.com', state='present', subject='Away', body='I am away.\n',
                           active=True, start_date=None, end_date=None, days=7,
                           addresses=['postmaster@example.com'])
@@ -294,8 +294,8 @@ def test_wrong_modes_are_repaired(base):
     os.chmod(os.path.join(base, 'example.com', 'alice.sieve'), 0o666)
     os.chmod(os.path.join(base, 'example.com'), 0o777)
     changes = converge(base, content)
-    assert [(c['op'], c['detail']) for c in changes] == [('chmod', 'mode 0777 -> 0750'),
-                                                          ('chmod', 'mode 0666 -> 0640')]
+    wanted = [('chmod', 'mode 0777 -> 0750'), ('chmod', 'mode 0666 -> 0640')]
+    assert [(c['op'], c['detail']) for c in changes] == wanted
     assert converge(base, content) == []
 
 
