@@ -6,6 +6,7 @@
 # stops the server again. Exit status is pytest's (non-zero on any failure).
 #
 #   VENV=.venv scripts/test-modules.sh [extra pytest args]
+#   VENV=.venv scripts/test-modules.sh tests/modules/test_lookups.py [-k ...]   # only these paths
 #   KEEP_DB=1 scripts/test-modules.sh   # leave the server running (prints how to reach it)
 set -euo pipefail
 
@@ -70,7 +71,12 @@ if [ -n "${KEEP_DB:-}" ]; then
     echo "export VMAIL_TEST_DB_SOCKET=$SOCKET VMAIL_TEST_DB_PORT=$PORT VMAIL_TEST_DB_ROOT_PASSWORD=$ROOT_PW  # server pid $PID"
 fi
 set +e
-"$PY" -m pytest tests/unit tests/modules "$@"
+# A first argument that is a test path narrows the run to the paths given.
+if [ $# -gt 0 ] && [ -e "${1%%::*}" ]; then
+    "$PY" -m pytest "$@"
+else
+    "$PY" -m pytest tests/unit tests/modules "$@"
+fi
 RC=$?
 set -e
 exit $RC

@@ -20,6 +20,8 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 COLLECTIONS = os.path.join(REPO, '.cache', 'collections')
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)  # module_utils imported by tests (as tests/unit/conftest.py does)
 VENV = os.environ.get('VMAIL_TEST_VENV', os.path.join(REPO, '.venv'))
 SOCKET = os.environ.get('VMAIL_TEST_DB_SOCKET')
 PORT = int(os.environ.get('VMAIL_TEST_DB_PORT', '0') or 0)

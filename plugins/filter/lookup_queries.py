@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmail.mailserver developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+name: lookup_queries
+short_description: The SQL lookup queries of Postfix and Dovecot for a schema version
+version_added: "0.3.0"
+description:
+  - Returns the queries Postfix's C(mysql:) tables (mysql_table(5)) or Dovecot's SQL passdb run against the
+    account tables, built from the collection's one description of the schema
+    (C(plugins/module_utils/vmail_schema.py), the queries in C(vmail_lookups.py)); the postfix and dovecot
+    roles render their configuration from it.
+  - Below schema version 4 the queries are the guide's ("Email with Postfix, Dovecot, and MySQL").
+    From version 4 (the account model) they obey the C(active) flags of domains, mailboxes and aliases,
+    rewrite alias domains (C(alias_of)) to their target domain when the target has that mailbox, alias or a
+    catch-all, let a user send as the alias-domain form of the addresses it may send as, and refuse a disabled
+    mailbox or domain at RCPT time with C(550 5.2.1) (RFC 3463 "Mailbox disabled, not accepting messages").
+  - The queries contain no values; Postfix and Dovecot substitute and SQL-quote C(%s), C(%u), C(%d)
+    (Postfix) and C(%u) (Dovecot 2.3) or C(%{user}) (Dovecot 2.4) themselves.
+options:
+  _input:
+    description: The schema version of the database (the C(version) returned by M(vmail.mailserver.mail_schema)).
+    type: int
+    required: true
+  server:
+    description: Whose queries to return.
+    type: str
+    choices: [ postfix, dovecot ]
+    required: true
+  dovecot_version:
+    description: The Dovecot version (C(2.3) or C(2.4)); their variable syntax differs. Only for O(server=dovecot).
+    type: str
+    default: "2.4"
+'''
+
+EXAMPLES = r'''
+- name: Show the query of Postfix's virtual_mailbox_maps for the account model
+  ansible.builtin.debug:
+    msg: "{{ (4 | vmail.mailserver.lookup_queries('postfix')).mailboxes }}"
+
+- name: Dovecot 2.3's password_query on a guide database that was not migrated
+  ansible.builtin.debug:
+    msg: "{{ (1 | vmail.mailserver.lookup_queries('dovecot', dovecot_version='2.3')).password_query }}"
+'''
+
+RETURN = r'''
+_value:
+  description:
+    - For O(server=postfix), a dictionary of table name to query. Keys C(domains) (virtual_mailbox_domains),
+      C(mailboxes) (virtual_mailbox_maps), C(aliases), C(email2email) (virtual_alias_maps), C(sender_login)
+      (smtpd_sender_login_maps); from schema version 4 also C(alias_domains) (virtual_alias_maps) and
+      C(recipient_access) (check_recipient_access, the result is an access(5) action).
+    - For O(server=dovecot), a dictionary with C(password_query).
+    - A schema version below 1 or an unknown O(server) fails.
+  type: dict
+'''
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_lookups
+
+
+def lookup_queries(schema_version, server, dovecot_version='2.4'):
+    """Filter entry point: see :func:`vmail_lookups.postfix_queries` and :func:`vmail_lookups.dovecot_queries`."""
+    try:
+        version = int(schema_version)
+        if server == 'postfix':
+            return vmail_lookups.postfix_queries(version)
+        if server == 'dovecot':
+            return vmail_lookups.dovecot_queries(version, dovecot_version)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError('lookup_queries: %s' % exc)
+    raise AnsibleFilterError("lookup_queries: server must be 'postfix' or 'dovecot', got %r" % (server,))
+
+
+class FilterModule(object):
+    """vmail.mailserver lookup query filter."""
+
+    def filters(self):
+        return {'lookup_queries': lookup_queries}

@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmail.mailserver developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lookup queries Postfix and Dovecot run, built from the schema description.
+
+Postfix's ``mysql:`` tables (mysql_table(5)) and Dovecot's SQL passdb/userdb
+read the account tables that :mod:`vmail_schema` describes. Their queries are
+built here, from the same :class:`~vmail_schema.Table` and
+:class:`~vmail_schema.Column` objects the modules use, so a column added by a
+migration reaches the servers from one place. The roles call these functions
+through the ``vmail.mailserver.lookup_queries`` filter.
+
+Values are never formatted in here: the servers substitute their own
+expansions, which they SQL-quote themselves. Postfix: ``%s`` is the whole
+lookup key, ``%u`` its local part and ``%d`` its domain part; a query using
+``%d`` is not run for a key without ``@`` (mysql_table(5)). Dovecot 2.3:
+``%u`` is the user name; Dovecot 2.4: ``%{user}`` (doc.dovecot.org, "SQL").
+
+Two levels exist:
+
+- schema version 1 to 3 (the guide's tables, plus unique keys): the guide's
+  own queries ("Email with Postfix, Dovecot, and MySQL");
+- schema version 4 (the account model, :data:`vmail_schema.ACCOUNT_MODEL`):
+  the ``active`` flags of domains, users and aliases are obeyed, alias domains
+  (``virtual_domains.alias_of``) rewrite to the target domain, and disabled
+  mailboxes are refused at RCPT time.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema import (
+    ACCOUNT_MODEL, ALIASES, DOMAINS, USERS)
+
+# The text of a refusal of a disabled mailbox or domain: RFC 3463 X.2.1 "Mailbox disabled, not
+# accepting messages", as an access(5) action (a 5NN code and text reject the recipient).
+DISABLED_ACTION = '550 5.2.1 Mailbox disabled, not accepting messages'
+
+# The Postfix lookup tables, in the order the postfix role writes them.
+POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains', 'sender_login',
+                'recipient_access')
+
+# Tables only the account model has (the postfix role leaves them out below it).
+ACCOUNT_MODEL_MAPS = ('alias_domains', 'recipient_access')
+
+_DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
+
+
+def _c(table, column):
+    """Return ``table.column`` after checking that the description has the column."""
+    if column not in ('id', table.parent):
+        table.column(column)
+    return '%s.%s' % (table.name, column)
+
+
+def _guide_postfix():
+    d, u, a = DOMAINS, USERS, ALIASES
+    return {
+        'domains': "SELECT 1 FROM %s WHERE %s='%%s'" % (d.name, d.key),
+        'mailboxes': "SELECT 1 FROM %s WHERE %s='%%s'" % (u.name, u.key),
+        'aliases': "SELECT destination FROM %s WHERE %s='%%s'" % (a.name, a.key),
+        'email2email': "SELECT %s FROM %s WHERE %s='%%s'" % (u.key, u.name, u.key),
+        'sender_login': ("SELECT %s FROM %s WHERE %s='%%s' UNION SELECT destination FROM %s WHERE %s='%%s'"
+                         % (u.key, u.name, u.key, a.name, a.key)),
+    }
+
+
+def _model_postfix():
+    d, u, a = DOMAINS, USERS, ALIASES
+    # A domain is live when it is active and, for an alias domain, when its target is active too.
+    domain_live = ("{active} = 1 AND ({alias_of} IS NULL OR EXISTS (SELECT 1 FROM {dom} t WHERE t.id = {alias_of} "
+                   "AND t.active = 1))").format(active=_c(d, 'active'), alias_of=_c(d, 'alias_of'), dom=d.name)
+    # A mailbox is live when it and its domain are active.
+    user_join = 'JOIN {dom} ON {dom}.id = {uid}'.format(dom=d.name, uid=_c(u, 'domain_id'))
+    user_live = '%s = 1 AND %s = 1' % (_c(u, 'active'), _c(d, 'active'))
+    # The target domain's address with the looked-up local part ('%u' is empty for '@domain' keys).
+    target = "CONCAT('%u', '@', t.name)"
+    return {
+        'domains': "SELECT 1 FROM {dom} WHERE {name} = '%s' AND {live}".format(
+            dom=d.name, name=_c(d, 'name'), live=domain_live),
+        'mailboxes': "SELECT 1 FROM {usr} {join} WHERE {email} = '%s' AND {live}".format(
+            usr=u.name, join=user_join, email=_c(u, 'email'), live=user_live),
+        # A disabled alias does not expand; a destination that is a disabled local mailbox is left out
+        # (an alias with nothing else left is then unknown: refused at RCPT, no bounce later).
+        'aliases': ("SELECT {dest} FROM {ali} JOIN {dom} ON {dom}.id = {aid} WHERE {src} = '%s' "
+                    "AND {aact} = 1 AND {dact} = 1 AND NOT EXISTS (SELECT 1 FROM {usr} x "
+                    "WHERE x.email = {dest} AND x.active = 0)").format(
+            dest=_c(a, 'destination'), ali=a.name, dom=d.name, aid=_c(a, 'domain_id'), src=_c(a, 'source'),
+            aact=_c(a, 'active'), dact=_c(d, 'active'), usr=u.name),
+        'email2email': "SELECT {email} FROM {usr} {join} WHERE {email} = '%s' AND {live}".format(
+            usr=u.name, join=user_join, email=_c(u, 'email'), live=user_live),
+        # user@alias.example -> user@example.com, only when the target domain has that mailbox, that
+        # alias or a catch-all (so an unknown local part stays unknown and is refused with 550).
+        'alias_domains': (
+            "SELECT {target} FROM {dom} JOIN {dom} t ON t.id = {alias_of} WHERE {name} = '%d' AND '%u' <> '' "
+            "AND {dact} = 1 AND t.active = 1 AND (EXISTS (SELECT 1 FROM {usr} x WHERE x.email = {target} "
+            "AND x.active = 1) OR EXISTS (SELECT 1 FROM {ali} y WHERE y.source IN ({target}, CONCAT('@', t.name)) "
+            "AND y.active = 1))").format(
+            target=target, dom=d.name, alias_of=_c(d, 'alias_of'), name=_c(d, 'name'), dact=_c(d, 'active'),
+            usr=u.name, ali=a.name),
+        # Who may send as an address: the mailbox itself and the destinations of an active alias, also
+        # in the alias-domain form of either (user@alias.example for user@example.com).
+        'sender_login': (
+            "SELECT {email} FROM {usr} WHERE {email} = '%s' "
+            "UNION SELECT {dest} FROM {ali} WHERE {src} = '%s' AND {aact} = 1 "
+            "UNION SELECT x.email FROM {dom} JOIN {dom} t ON t.id = {alias_of} JOIN {usr} x ON x.email = {target} "
+            "WHERE {name} = '%d' AND '%u' <> '' "
+            "UNION SELECT y.destination FROM {dom} JOIN {dom} t ON t.id = {alias_of} "
+            "JOIN {ali} y ON y.source = {target} WHERE {name} = '%d' AND '%u' <> '' AND y.active = 1").format(
+            email=_c(u, 'email'), usr=u.name, dest=_c(a, 'destination'), ali=a.name, src=_c(a, 'source'),
+            aact=_c(a, 'active'), dom=d.name, alias_of=_c(d, 'alias_of'), target=target, name=_c(d, 'name')),
+        # check_recipient_access: a disabled mailbox (or one of a disabled domain) and a disabled
+        # domain are refused at RCPT with 550 5.2.1 instead of falling through to a catch-all.
+        'recipient_access': (
+            "SELECT '{action}' FROM {usr} {join} WHERE {email} = '%s' AND ({uact} = 0 OR {dact} = 0) "
+            "UNION SELECT '{action}' FROM {dom} WHERE {name} = '%s' AND {dact} = 0").format(
+            action=DISABLED_ACTION, usr=u.name, join=user_join, email=_c(u, 'email'), uact=_c(u, 'active'),
+            dact=_c(d, 'active'), dom=d.name, name=_c(d, 'name')),
+    }
+
+
+def postfix_queries(schema_version):
+    """Return {map name: query} of the Postfix ``mysql:`` tables for a database at ``schema_version``.
+
+    ``schema_version`` (int): below :data:`vmail_schema.ACCOUNT_MODEL` the guide's queries
+    (keys ``domains``, ``mailboxes``, ``aliases``, ``email2email``, ``sender_login``); from it on
+    also ``alias_domains`` (a ``virtual_alias_maps`` table) and ``recipient_access`` (a
+    ``check_recipient_access`` table whose result is an access(5) action). Raises ValueError
+    for a version below 1.
+    """
+    if int(schema_version) < 1:
+        raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
+    if int(schema_version) < ACCOUNT_MODEL:
+        return _guide_postfix()
+    return _model_postfix()
+
+
+def dovecot_queries(schema_version, dovecot_version):
+    """Return {'password_query': ...} of Dovecot's SQL passdb for ``schema_version``.
+
+    ``dovecot_version``: ``'2.3'`` or ``'2.4'`` (their variable syntax differs; anything
+    starting with 2.3 counts as 2.3, anything newer as 2.4). The passdb returns ``user``
+    and ``password``; from the account model on only for an active mailbox of an active
+    domain, so a disabled account cannot log in over IMAP, POP3, ManageSieve or SMTP AUTH
+    (Postfix asks Dovecot's auth service). Raises ValueError for a version below 1.
+    """
+    if int(schema_version) < 1:
+        raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
+    user = _DOVECOT_USER['2.3' if str(dovecot_version).startswith('2.3') else '2.4']
+    u, d = USERS, DOMAINS
+    if int(schema_version) < ACCOUNT_MODEL:
+        password = 'SELECT %s AS user, password FROM %s WHERE %s = %s' % (u.key, u.name, u.key, user)
+    else:
+        password = ('SELECT {email} AS user, {pw} AS password FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
+                    'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
+            email=_c(u, 'email'), pw=_c(u, 'password'), usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
+            user=user, uact=_c(u, 'active'), dact=_c(d, 'active'))
+    return {'password_query': password}

@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+"""The Postfix and Dovecot lookup queries (vmail_lookups) run against a real MariaDB.
+
+The queries are expanded the way Postfix's mysql_table(5) and Dovecot's SQL driver expand them
+(values SQL-quoted, a Postfix query with %d skipped for a key without '@'), then run on accounts
+written by mail_accounts, on the guide schema and on the account model (schema version 4).
+"""
+
+import pymysql
+import pytest
+
+from conftest import DB, ROOT_PW, SOCKET, run_module
+from test_mail_accounts import ok
+
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_lookups
+
+ROOT = dict(login_unix_socket=SOCKET, login_user='root', login_password=ROOT_PW, login_db=DB,
+            config_file='/nonexistent.cnf')
+DISABLED = vmail_lookups.DISABLED_ACTION
+
+ACCOUNTS = {
+    'domains': [{'name': 'example.com'}, {'name': 'alias.example', 'alias_of': 'example.com'},
+                {'name': 'off.example', 'active': False}, {'name': 'offalias.example', 'alias_of': 'off.example'},
+                {'name': 'other.example'}],
+    'users': [{'email': 'alice@example.com', 'password': 'pw-alice'},
+              {'email': 'bob@example.com', 'password': 'pw-bob', 'active': False},
+              {'email': 'carol@off.example', 'password': 'pw-carol'},
+              {'email': 'dave@other.example', 'password': 'pw-dave'}],
+    'aliases': [{'source': 'info@example.com', 'destination': ['alice@example.com', 'bob@example.com']},
+                {'source': 'bobonly@example.com', 'destination': ['bob@example.com']},
+                {'source': 'sales@example.com', 'destination': ['alice@example.com'], 'active': False},
+                {'source': 'ext@example.com', 'destination': ['someone@elsewhere.example']},
+                {'source': '@other.example', 'destination': ['dave@other.example']}],
+}
+
+
+def expand(query, key):
+    """Expand %s/%u/%d like mysql_table(5); None when Postfix skips the query."""
+    local, at, domain = key.rpartition('@')
+    if not at:
+        local, domain = key, None
+    if '%d' in query and domain is None:
+        return None
+    quote = lambda v: pymysql.converters.escape_string(v)  # noqa: E731
+    return query.replace('%s', quote(key)).replace('%u', quote(local)).replace('%d', quote(domain or ''))
+
+
+class Lookup(object):
+    def __init__(self, version):
+        self.conn = pymysql.connect(unix_socket=SOCKET, user='root', password=ROOT_PW, database=DB, autocommit=True)
+        self.postfix = vmail_lookups.postfix_queries(version)
+        self.version = version
+
+    def __call__(self, table, key):
+        sql = expand(self.postfix[table], key)
+        if sql is None:
+            return []
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return sorted(str(r[0]) for r in cur.fetchall())
+
+    def login(self, email, dovecot_version):
+        query = vmail_lookups.dovecot_queries(self.version, dovecot_version)['password_query']
+        value = "'%s'" % pymysql.converters.escape_string(email)
+        sql = query.replace("'%u'", value).replace("'%{user}'", value)
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return [r[0] for r in cur.fetchall()]
+
+
+@pytest.fixture
+def model(db):
+    r = run_module('mail_schema', dict(ROOT), login=False)
+    assert r.rc == 0 and r['version'] == 4, r
+    ok(run_module('mail_accounts', ACCOUNTS))
+    return Lookup(4)
+
+
+def test_domains_obey_active_and_alias_targets(model):
+    assert model('domains', 'example.com') == ['1']
+    assert model('domains', 'alias.example') == ['1']
+    assert model('domains', 'off.example') == []
+    assert model('domains', 'offalias.example') == []     # its target is disabled
+    assert model('domains', 'unknown.example') == []
+
+
+def test_mailboxes_and_email2email_only_active(model):
+    assert model('mailboxes', 'alice@example.com') == ['1']
+    assert model('email2email', 'alice@example.com') == ['alice@example.com']
+    for key in ('bob@example.com', 'carol@off.example', 'alice@alias.example'):
+        assert model('mailboxes', key) == [] and model('email2email', key) == [], key
+
+
+def test_aliases_skip_disabled_aliases_and_disabled_destinations(model):
+    assert model('aliases', 'info@example.com') == ['alice@example.com']
+    assert model('aliases', 'bobonly@example.com') == []   # nothing left: unknown, refused at RCPT
+    assert model('aliases', 'sales@example.com') == []
+    assert model('aliases', 'ext@example.com') == ['someone@elsewhere.example']
+    assert model('aliases', '@other.example') == ['dave@other.example']
+
+
+def test_alias_domain_rewrites_only_what_the_target_has(model):
+    assert model('alias_domains', 'alice@alias.example') == ['alice@example.com']
+    assert model('alias_domains', 'info@alias.example') == ['info@example.com']
+    assert model('alias_domains', 'nobody@alias.example') == []
+    assert model('alias_domains', 'bob@alias.example') == []       # disabled mailbox
+    assert model('alias_domains', 'sales@alias.example') == []     # disabled alias
+    assert model('alias_domains', '@alias.example') == []          # the catch-all step of Postfix
+    assert model('alias_domains', 'alice@example.com') == []       # not an alias domain
+    assert model('alias_domains', 'carol@offalias.example') == []  # disabled target domain
+    assert model('alias_domains', 'alice') is not None and model('alias_domains', 'alice') == []
+
+
+def test_alias_domain_reaches_the_targets_catch_all(model):
+    ok(run_module('mail_domain', {'name': 'alias2.example', 'alias_of': 'other.example'}))
+    assert model('alias_domains', 'anyone@alias2.example') == ['anyone@other.example']
+    assert model('aliases', '@other.example') == ['dave@other.example']
+
+
+def test_sender_login_accepts_the_alias_domain_form(model):
+    assert model('sender_login', 'alice@example.com') == ['alice@example.com']
+    assert model('sender_login', 'alice@alias.example') == ['alice@example.com']
+    assert model('sender_login', 'info@alias.example') == ['alice@example.com', 'bob@example.com']
+    assert model('sender_login', 'sales@example.com') == []        # disabled alias
+    assert model('sender_login', 'sales@alias.example') == []
+    assert model('sender_login', 'nobody@alias.example') == []
+    assert model('sender_login', 'dave@other.example') == ['dave@other.example']
+
+
+def test_recipient_access_refuses_disabled_mailboxes_and_domains(model):
+    assert model('recipient_access', 'bob@example.com') == [DISABLED]
+    assert model('recipient_access', 'carol@off.example') == [DISABLED]
+    assert model('recipient_access', 'off.example') == [DISABLED]     # the domain step of access(5)
+    for key in ('alice@example.com', 'example.com', 'info@example.com', 'nobody@example.com', 'alice@'):
+        assert model('recipient_access', key) == [], key
+    assert DISABLED.split()[0] == '550' and DISABLED.split()[1] == '5.2.1'
+
+
+@pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
+def test_password_query_only_active_accounts(model, dovecot_version):
+    assert model.login('alice@example.com', dovecot_version) == ['alice@example.com']
+    assert model.login('bob@example.com', dovecot_version) == []      # disabled mailbox
+    assert model.login('carol@off.example', dovecot_version) == []    # disabled domain
+    assert model.login("x' OR '1'='1", dovecot_version) == []
+
+
+def test_reenabling_restores_every_lookup(model):
+    ok(run_module('mail_user', {'email': 'bob@example.com', 'active': True}))
+    ok(run_module('mail_domain', {'name': 'off.example', 'active': True}))
+    assert model('mailboxes', 'bob@example.com') == ['1']
+    assert model('aliases', 'bobonly@example.com') == ['bob@example.com']
+    assert model('recipient_access', 'bob@example.com') == []
+    assert model('domains', 'offalias.example') == ['1']
+    assert model('alias_domains', 'carol@offalias.example') == ['carol@off.example']
+    assert model.login('carol@off.example', '2.4') == ['carol@off.example']
+
+
+def test_guide_queries_on_the_guide_schema(db):
+    """Below the account model the guide's own queries run on the guide's literal tables."""
+    db.execute("INSERT INTO virtual_domains (name) VALUES ('example.com')")
+    db.execute("INSERT INTO virtual_users (domain_id, password, email) VALUES (1, 'x', 'alice@example.com')")
+    db.execute("INSERT INTO virtual_aliases (domain_id, source, destination) VALUES (1, 'info@example.com', "
+               "'alice@example.com')")
+    guide = Lookup(1)
+    assert set(guide.postfix) == {'domains', 'mailboxes', 'aliases', 'email2email', 'sender_login'}
+    assert guide('domains', 'example.com') == ['1'] and guide('mailboxes', 'alice@example.com') == ['1']
+    assert guide('aliases', 'info@example.com') == ['alice@example.com']
+    assert guide('sender_login', 'info@example.com') == ['alice@example.com']
+    assert guide.login('alice@example.com', '2.3') == ['alice@example.com']
+
+
+def test_bad_versions():
+    with pytest.raises(ValueError):
+        vmail_lookups.postfix_queries(0)
+    with pytest.raises(ValueError):
+        vmail_lookups.dovecot_queries(0, '2.4')
