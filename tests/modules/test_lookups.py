@@ -41,7 +41,7 @@ def expand(query, key):
         local, domain = key, None
     if '%d' in query and domain is None:
         return None
-    quote = lambda v: pymysql.converters.escape_string(v)  # noqa: E731
+    quote = pymysql.converters.escape_string
     return query.replace('%s', quote(key)).replace('%u', quote(local)).replace('%d', quote(domain or ''))
 
 

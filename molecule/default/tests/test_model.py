@@ -80,8 +80,14 @@ def test_disabled_alias_does_not_expand(mail):
 
 
 def test_disabled_domain_is_refused_as_a_destination(mail):
+    # From outside: no longer a domain of this server, so smtpd_relay_restrictions refuse it first.
     code, text = rcpt(mail, "hank@closed.example")
-    assert code == 550 and DISABLED in text, (code, text)
+    assert code == 554 and "Relay access denied" in text, (code, text)
+    # An authenticated sender may relay, but not to a disabled domain of this server.
+    with mail.submission("alice@example.com") as smtp:
+        smtp.mail("alice@example.com")
+        code, text = smtp.rcpt("hank@closed.example")
+    assert code == 550 and DISABLED.encode() in text, (code, text)
 
 
 def test_mailbox_of_a_disabled_domain_cannot_log_in(mail):

@@ -46,7 +46,7 @@ CASES = [
      "/nonexistent/cert.pem"),
     ("dovecot-key-mismatch", ["dovecot"],
      {"dovecot_tls_cert_file": "/etc/ssl/vmail-test/fullchain.pem", "dovecot_tls_key_file": "/root/other.key"},
-     "does not belong to the certificate"),
+     "does not match the certificate"),
     ("dovecot-bad-hostname", ["dovecot"], {"dovecot_hostname": "bad host"}, "dovecot_hostname"),
     ("dovecot-uid-taken", ["dovecot"], {"dovecot_vmail_uid": 5999}, "5999"),
     ("dovecot-weak-ciphers", ["dovecot"], {"dovecot_ssl_cipher_list": "ALL:aNULL:eNULL"}, "dovecot_ssl_cipher_list"),
