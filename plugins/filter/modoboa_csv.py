@@ -118,7 +118,10 @@ options:
         kept with everything in it and treated as absent (docs/modules.md).
       - C(skip) leaves the object out of the result (with C(purge=true) of M(vmail.mailserver.mail_accounts) an
         existing one is then removed). A skipped domain takes the accounts, aliases (by the domain of their
-        source) and domain aliases (by their target) of the file that belong to it along.
+        source) and domain aliases (by their target) of the file that belong to it along. A skipped account or
+        alias is also taken out of the recipients of the aliases (M(vmail.mailserver.mail_accounts) refuses a
+        destination in a managed domain that is neither a mailbox nor an alias), and an alias left without
+        recipients is skipped in turn.
       - C(fail) fails with the line number.
       - Enabled objects never get an C(active) key.
       - C(keep) is the default since version 0.3.0; before, C(fail) was.
@@ -369,6 +372,7 @@ class _Parser(object):
         self.default_quota = {}  # domain name -> default_quota (bytes) of the domains of the file
         self.domain_aliases = {}  # alias domain name -> (line, entry)
         self.skipped_domains = set()
+        self.skipped_addresses = set()  # accounts and alias sources left out (disabled=skip)
         self.unlimited = []  # (entry, domain) of mailboxes with quota 0
 
     def domain(self, row, line):
@@ -417,6 +421,7 @@ class _Parser(object):
         email = _address(address, line, 'account address')
         enabled = _enabled(fields[5], self.disabled, line, 'account %s' % email)
         if enabled is None:
+            self.skipped_addresses.add(email)
             return
         megabytes = _megabytes(fields[8], 'mailbox quota', line) if len(fields) > 8 else None
         key, value = _password(fields[2], line, self.passwords)
@@ -435,6 +440,7 @@ class _Parser(object):
         source = _address(fields[1], line, 'alias address', catchall=True)
         enabled = _enabled(fields[2], self.disabled, line, 'alias %s' % source)
         if enabled is None:
+            self.skipped_addresses.add(source)
             return
         recipients = [_address(f, line, 'alias recipient') for f in fields[3:] if f != '']
         if not recipients:
@@ -456,13 +462,36 @@ class _Parser(object):
         for entry, domain in self.unlimited:
             if self.default_quota.get(domain):
                 entry['quota'] = 0  # unlimited, not the domain's default_quota a new mailbox would get
-        if self.skipped_domains:
-            skipped = self.skipped_domains
-            result = self.result
-            result['domains'] = [d for d in result['domains'] if d.get('alias_of') not in skipped]
-            result['users'] = [u for u in result['users'] if _domain_of(u['email']) not in skipped]
-            result['aliases'] = [a for a in result['aliases'] if _domain_of(a['source']) not in skipped]
+        if self.skipped_domains or self.skipped_addresses:
+            self._leave_out_skipped()
         return self.result
+
+    def _leave_out_skipped(self):
+        """disabled=skip: drop what belongs to a skipped domain and recipients that were skipped.
+
+        mail_accounts refuses an alias destination in a managed domain that
+        is neither a mailbox nor an alias (typo protection), so a skipped
+        account or alias is taken out of the recipients; an alias left
+        without recipients is skipped in turn.
+        """
+        skipped = self.skipped_domains
+        result = self.result
+        result['domains'] = [d for d in result['domains'] if d.get('alias_of') not in skipped]
+        result['users'] = [u for u in result['users'] if _domain_of(u['email']) not in skipped]
+        gone = set(self.skipped_addresses)
+        aliases = [a for a in result['aliases'] if _domain_of(a['source']) not in skipped]
+        while True:
+            kept = []
+            for alias in aliases:
+                destination = [r for r in alias['destination'] if r not in gone]
+                if destination:
+                    kept.append(dict(alias, destination=destination))
+                else:
+                    gone.add(alias['source'])
+            if len(kept) == len(aliases):
+                break
+            aliases = kept
+        result['aliases'] = kept
 
 
 def parse_modoboa_csv(text, passwords='auto', ignore_quota=False, disabled='keep', exclusive=True,

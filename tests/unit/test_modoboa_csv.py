@@ -356,3 +356,23 @@ def test_the_default_output_fits_an_old_schema_when_nothing_needs_the_model():
     assert keys == {'name', 'email', 'password', 'password_hash', 'source', 'destination', 'exclusive'}
     model_keys = set(k for entries in parse(MODEL).values() for e in entries for k in e)
     assert {'active', 'quota', 'default_quota', 'alias_of'} <= model_keys
+
+
+def test_disabled_skip_takes_skipped_addresses_out_of_alias_recipients():
+    """mail_accounts refuses a destination in a managed domain that is no mailbox or alias (typo protection)."""
+    text = ('domain;example.com;0;0;true\n'
+            'account;a@example.com;pw;;;true;SimpleUsers;a@example.com\n'
+            'account;b@example.com;pw;;;false;SimpleUsers;b@example.com\n'
+            'alias;team@example.com;true;a@example.com;b@example.com;x@outside.test\n'
+            'alias;only-b@example.com;true;b@example.com\n'
+            'alias;chain@example.com;true;only-b@example.com\n'
+            'alias;off@example.com;false;a@example.com\n'
+            'alias;to-off@example.com;true;off@example.com;a@example.com\n')
+    result = parse(text, disabled='skip')
+    assert [u['email'] for u in result['users']] == ['a@example.com']
+    assert result['aliases'] == [
+        {'source': 'team@example.com', 'destination': ['a@example.com', 'x@outside.test'], 'exclusive': True},
+        {'source': 'to-off@example.com', 'destination': ['a@example.com'], 'exclusive': True},
+    ]
+    # keep: nothing is taken out
+    assert [len(a['destination']) for a in parse(text)['aliases']] == [3, 1, 1, 1, 2]
