@@ -18,6 +18,10 @@ description:
     mapped onto the account model (schema version 4, see docs/modules.md).
   - The text is read with Python's C(csv) module, separator C(;), fields stripped of surrounding white
     space (as Modoboa does), so quoted fields may hold C(;) or line breaks. Empty lines are skipped.
+  - "Modoboa 2.9.1 and later escape spreadsheet formulas in their export (C(escape_csv_cell) in
+    C(modoboa/lib/csvutils.py)): a field that starts with C(=), C(+), C(-), C(@), a tab or a line break gets a
+    leading C('), so a catch-all alias C(@example.com) is written as C('@example.com). The filter removes that
+    C(') again from every field except the password, which is taken as it is."
   - "Quotas: Modoboa stores every quota as an integer number of megabytes of 2^20 bytes (MiB), C(0) = unlimited:
     its Dovecot user query returns C(quota_rule = *:bytes=<quota>M), which Dovecot reads as C(<quota> * 1048576)
     bytes (Modoboa's test log C(modoboa/maillog/tests/mail.log): C(quota_rule=*:bytes=2048M) gives
@@ -93,7 +97,7 @@ options:
     default: auto
   ignore_quota:
     description:
-      - C(true) drops every quota of the file (domain quota, default mailbox quota, mailbox quota): the result
+      - C(true) drops every quota of the file (domain quota, default mailbox quota, mailbox quota); the result
         has no C(quota) or C(default_quota) key. The fields must still be empty or non-negative integers.
       - C(false) converts default mailbox quotas and mailbox quotas to bytes (see the description) and treats
         domain quotas as O(domain_quota) says.
@@ -113,9 +117,9 @@ options:
     description:
       - What to do with a domain, domain alias, account or alias whose enabled field is false (Modoboa reads
         C(true), C(1), C(yes), C(y) in any case as true, anything else as false).
-      - C(keep) returns it with C(active: false) (needs schema version 4): a disabled mailbox refuses logins and
+      - "C(keep) returns it with C(active: false) (needs schema version 4): a disabled mailbox refuses logins and
         incoming mail and keeps its mail, a disabled alias is not expanded, a disabled domain or domain alias is
-        kept with everything in it and treated as absent (docs/modules.md).
+        kept with everything in it and treated as absent (docs/modules.md)."
       - C(skip) leaves the object out of the result (with C(purge=true) of M(vmail.mailserver.mail_accounts) an
         existing one is then removed). A skipped domain takes the accounts, aliases (by the domain of their
         source) and domain aliases (by their target) of the file that belong to it along. A skipped account or
@@ -256,6 +260,10 @@ MAX_BYTES = 2 ** 64 - 1  # BIGINT UNSIGNED, the quota columns of schema version 
 _BARE_CRYPT = re.compile(r'^\$(1|5|6|2[aby])\$')
 # A Dovecot {SCHEME} prefix (scheme names are upper case: SHA512-CRYPT, SSHA256, PLAIN, ...).
 _SCHEME_PREFIX = re.compile(r'^\{[A-Z0-9][A-Z0-9.-]*\}')
+# Modoboa's export (since 2.9.1, modoboa/lib/csvutils.py escape_csv_cell) writes a "'" before a
+# field that starts with one of these characters, so a catch-all "@example.com" arrives as
+# "'@example.com"; its import does not undo it.
+FORMULA_PREFIXES = ('=', '+', '-', '@', '\t', '\r', '\n')
 UNSUPPORTED = {
     'relaydomain': 'relay domains are not supported by vmail.mailserver',
 }
@@ -300,9 +308,19 @@ def _megabytes(value, what, line):
     return number
 
 
-def _fields(row, line, kind, minimum, exact=False):
-    """Return the stripped fields of ``row`` after checking their count (trailing empty fields ignored)."""
-    fields = [f.strip() for f in row]
+def _unescape(value):
+    """Undo Modoboa's spreadsheet formula escape (``'`` before a leading formula character) of one field."""
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_PREFIXES:
+        return value[1:].strip()
+    return value
+
+
+def _fields(row, line, kind, minimum, exact=False, verbatim=()):
+    """Return the stripped, unescaped fields of ``row`` after checking their count (trailing empty fields ignored).
+
+    The fields whose indexes are in ``verbatim`` (the password) are only stripped.
+    """
+    fields = [f.strip() if i in verbatim else _unescape(f.strip()) for i, f in enumerate(row)]
     while len(fields) > minimum and fields[-1] == '':
         fields.pop()
     if len(fields) < minimum or (exact and len(fields) > minimum):
@@ -414,7 +432,7 @@ class _Parser(object):
         self.result['domains'].append(entry)
 
     def account(self, row, line):
-        fields = _fields(row, line, 'account', 7)
+        fields = _fields(row, line, 'account', 7, verbatim=(2,))
         address = fields[7] if len(fields) > 7 else ''
         if address == '':
             return  # an administrator without a mailbox: nothing to store

@@ -376,3 +376,18 @@ def test_disabled_skip_takes_skipped_addresses_out_of_alias_recipients():
     ]
     # keep: nothing is taken out
     assert [len(a['destination']) for a in parse(text)['aliases']] == [3, 1, 1, 1, 2]
+
+
+def test_modoboa_formula_escape_is_undone_except_in_passwords():
+    """Modoboa >= 2.9.1 exports '@example.com for a catch-all (modoboa/lib/csvutils.py escape_csv_cell)."""
+    text = ("domain;example.com;'+0;'-0;True\n"
+            "account;'-bob@example.com;'-Pass-word;'=cmd;'+x;True;SimpleUsers;'-bob@example.com;'+5\n"
+            "alias;'@example.com;True;'-bob@example.com;\"'\tcarol@outside.test\"\n"
+            "alias;'x@example.com;True;'-bob@example.com\n")
+    result = parse(text)
+    assert result['domains'] == [{'name': 'example.com'}]
+    assert result['users'] == [{'email': '-bob@example.com', 'password': "'-Pass-word", 'quota': 5 * MIB}]
+    assert result['aliases'] == [
+        {'source': '@example.com', 'destination': ['-bob@example.com', 'carol@outside.test'], 'exclusive': True},
+        {'source': "'x@example.com", 'destination': ['-bob@example.com'], 'exclusive': True},  # not an escape
+    ]
