@@ -53,8 +53,9 @@ _value:
   description:
     - For O(server=postfix), a dictionary of table name to query. Keys C(domains) (virtual_mailbox_domains),
       C(mailboxes) (virtual_mailbox_maps), C(aliases), C(email2email) (virtual_alias_maps), C(sender_login)
-      (smtpd_sender_login_maps); from schema version 4 also C(alias_domains) (virtual_alias_maps) and
-      C(recipient_access) (check_recipient_access, the result is an access(5) action).
+      (smtpd_sender_login_maps); from schema version 4 also C(alias_domains) (virtual_alias_maps),
+      C(alias_domain_senders) (a second smtpd_sender_login_maps table) and C(recipient_access)
+      (check_recipient_access, the result is an access(5) action).
     - For O(server=dovecot), a dictionary with C(password_query).
     - A schema version below 1 or an unknown O(server) fails.
   type: dict

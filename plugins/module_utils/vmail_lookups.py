@@ -13,7 +13,8 @@ through the ``vmail.mailserver.lookup_queries`` filter.
 Values are never formatted in here: the servers substitute their own
 expansions, which they SQL-quote themselves. Postfix: ``%s`` is the whole
 lookup key, ``%u`` its local part and ``%d`` its domain part; a query using
-``%d`` is not run for a key without ``@`` (mysql_table(5)). Dovecot 2.3:
+``%u`` is not run for a key with an empty local part (``@domain``), one using
+``%d`` not for a key without a domain (mysql_table(5)). Dovecot 2.3:
 ``%u`` is the user name; Dovecot 2.4: ``%{user}`` (doc.dovecot.org, "SQL").
 
 Two levels exist:
@@ -38,10 +39,10 @@ DISABLED_ACTION = '550 5.2.1 Mailbox disabled, not accepting messages'
 
 # The Postfix lookup tables, in the order the postfix role writes them.
 POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains', 'sender_login',
-                'recipient_access')
+                'alias_domain_senders', 'recipient_access')
 
 # Tables only the account model has (the postfix role leaves them out below it).
-ACCOUNT_MODEL_MAPS = ('alias_domains', 'recipient_access')
+ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access')
 
 _DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
 
@@ -73,7 +74,7 @@ def _model_postfix():
     # A mailbox is live when it and its domain are active.
     user_join = 'JOIN {dom} ON {dom}.id = {uid}'.format(dom=d.name, uid=_c(u, 'domain_id'))
     user_live = '%s = 1 AND %s = 1' % (_c(u, 'active'), _c(d, 'active'))
-    # The target domain's address with the looked-up local part ('%u' is empty for '@domain' keys).
+    # The target domain's address with the looked-up local part (Postfix skips these queries for '@domain').
     target = "CONCAT('%u', '@', t.name)"
     return {
         'domains': "SELECT 1 FROM {dom} WHERE {name} = '%s' AND {live}".format(
@@ -92,23 +93,28 @@ def _model_postfix():
         # user@alias.example -> user@example.com, only when the target domain has that mailbox, that
         # alias or a catch-all (so an unknown local part stays unknown and is refused with 550).
         'alias_domains': (
-            "SELECT {target} FROM {dom} JOIN {dom} t ON t.id = {alias_of} WHERE {name} = '%d' AND '%u' <> '' "
+            "SELECT {target} FROM {dom} JOIN {dom} t ON t.id = {alias_of} WHERE {name} = '%d' "
             "AND {dact} = 1 AND t.active = 1 AND (EXISTS (SELECT 1 FROM {usr} x WHERE x.email = {target} "
             "AND x.active = 1) OR EXISTS (SELECT 1 FROM {ali} y WHERE y.source IN ({target}, CONCAT('@', t.name)) "
             "AND y.active = 1))").format(
             target=target, dom=d.name, alias_of=_c(d, 'alias_of'), name=_c(d, 'name'), dact=_c(d, 'active'),
             usr=u.name, ali=a.name),
-        # Who may send as an address: the mailbox itself and the destinations of an active alias, also
-        # in the alias-domain form of either (user@alias.example for user@example.com).
+        # Who may send as an address: the mailbox itself and the destinations of an active alias (the
+        # guide's query, which also answers Postfix's '@domain' step for a catch-all's owners).
         'sender_login': (
             "SELECT {email} FROM {usr} WHERE {email} = '%s' "
-            "UNION SELECT {dest} FROM {ali} WHERE {src} = '%s' AND {aact} = 1 "
-            "UNION SELECT x.email FROM {dom} JOIN {dom} t ON t.id = {alias_of} JOIN {usr} x ON x.email = {target} "
-            "WHERE {name} = '%d' AND '%u' <> '' "
-            "UNION SELECT y.destination FROM {dom} JOIN {dom} t ON t.id = {alias_of} "
-            "JOIN {ali} y ON y.source = {target} WHERE {name} = '%d' AND '%u' <> '' AND y.active = 1").format(
+            "UNION SELECT {dest} FROM {ali} WHERE {src} = '%s' AND {aact} = 1").format(
             email=_c(u, 'email'), usr=u.name, dest=_c(a, 'destination'), ali=a.name, src=_c(a, 'source'),
-            aact=_c(a, 'active'), dom=d.name, alias_of=_c(d, 'alias_of'), target=target, name=_c(d, 'name')),
+            aact=_c(a, 'active')),
+        # The same in the alias-domain form (user@alias.example for user@example.com). A table of its own:
+        # Postfix skips a query using %u or %d for a key without a local part (mysql_table(5)), which
+        # would hide the catch-all owners of the query above.
+        'alias_domain_senders': (
+            "SELECT x.email FROM {dom} JOIN {dom} t ON t.id = {alias_of} JOIN {usr} x ON x.email = {target} "
+            "WHERE {name} = '%d' "
+            "UNION SELECT y.destination FROM {dom} JOIN {dom} t ON t.id = {alias_of} "
+            "JOIN {ali} y ON y.source = {target} WHERE {name} = '%d' AND y.active = 1").format(
+            dom=d.name, alias_of=_c(d, 'alias_of'), usr=u.name, target=target, name=_c(d, 'name'), ali=a.name),
         # check_recipient_access: a disabled mailbox (or one of a disabled domain) and a disabled
         # domain are refused at RCPT with 550 5.2.1 instead of falling through to a catch-all.
         'recipient_access': (
@@ -124,7 +130,8 @@ def postfix_queries(schema_version):
 
     ``schema_version`` (int): below :data:`vmail_schema.ACCOUNT_MODEL` the guide's queries
     (keys ``domains``, ``mailboxes``, ``aliases``, ``email2email``, ``sender_login``); from it on
-    also ``alias_domains`` (a ``virtual_alias_maps`` table) and ``recipient_access`` (a
+    also ``alias_domains`` (a ``virtual_alias_maps`` table), ``alias_domain_senders`` (a second
+    ``smtpd_sender_login_maps`` table) and ``recipient_access`` (a
     ``check_recipient_access`` table whose result is an access(5) action). Raises ValueError
     for a version below 1.
     """

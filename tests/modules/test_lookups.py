@@ -35,11 +35,16 @@ ACCOUNTS = {
 
 
 def expand(query, key):
-    """Expand %s/%u/%d like mysql_table(5); None when Postfix skips the query."""
+    """Expand %s/%u/%d like mysql_table(5); None when Postfix skips the query.
+
+    mysql_table(5): %u is the local part ("If the localpart is empty, the query is suppressed"),
+    %d the domain ("If the input key is not of the form user@domain, or if the domain is empty,
+    the query is suppressed").
+    """
     local, at, domain = key.rpartition('@')
     if not at:
         local, domain = key, None
-    if '%d' in query and domain is None:
+    if ('%d' in query and not domain) or ('%u' in query and local == ''):
         return None
     quote = pymysql.converters.escape_string
     return query.replace('%s', quote(key)).replace('%u', quote(local)).replace('%d', quote(domain or ''))
@@ -117,14 +122,25 @@ def test_alias_domain_reaches_the_targets_catch_all(model):
     assert model('aliases', '@other.example') == ['dave@other.example']
 
 
+def senders(model, key):
+    """Postfix's smtpd_sender_login_maps: the first of the two tables that answers."""
+    return model('sender_login', key) or model('alias_domain_senders', key)
+
+
 def test_sender_login_accepts_the_alias_domain_form(model):
-    assert model('sender_login', 'alice@example.com') == ['alice@example.com']
-    assert model('sender_login', 'alice@alias.example') == ['alice@example.com']
-    assert model('sender_login', 'info@alias.example') == ['alice@example.com', 'bob@example.com']
-    assert model('sender_login', 'sales@example.com') == []        # disabled alias
-    assert model('sender_login', 'sales@alias.example') == []
-    assert model('sender_login', 'nobody@alias.example') == []
-    assert model('sender_login', 'dave@other.example') == ['dave@other.example']
+    assert senders(model, 'alice@example.com') == ['alice@example.com']
+    assert senders(model, 'alice@alias.example') == ['alice@example.com']
+    assert senders(model, 'info@alias.example') == ['alice@example.com', 'bob@example.com']
+    assert senders(model, 'sales@example.com') == []        # disabled alias
+    assert senders(model, 'sales@alias.example') == []
+    assert senders(model, 'nobody@alias.example') == []
+    assert senders(model, 'dave@other.example') == ['dave@other.example']
+
+
+def test_sender_login_keeps_the_catch_all_owner(model):
+    """Postfix's '@domain' step must still find the owner of a catch-all (the guide's behaviour)."""
+    assert model('sender_login', '@other.example') == ['dave@other.example']
+    assert model('alias_domain_senders', '@alias.example') == []   # skipped by Postfix, not an error
 
 
 def test_recipient_access_refuses_disabled_mailboxes_and_domains(model):

@@ -167,6 +167,7 @@ def _all_secrets(host, mail):
     ("/etc/postfix/mysql-virtual-email2email.cf", "root", "postfix", 0o640),
     ("/etc/postfix/mysql-virtual-sender-login-maps.cf", "root", "postfix", 0o640),
     ("/etc/postfix/mysql-virtual-alias-domain-maps.cf", "root", "postfix", 0o640),
+    ("/etc/postfix/mysql-virtual-alias-domain-sender-login-maps.cf", "root", "postfix", 0o640),
     ("/etc/postfix/mysql-virtual-recipient-access.cf", "root", "postfix", 0o640),
     ("/etc/vmail/mailsql-admin.cnf", "root", "root", 0o600),
 ])
