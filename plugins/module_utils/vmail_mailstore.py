@@ -17,7 +17,10 @@ Pure helpers behind M(vmail.mailserver.mail_store) and the dovecot role:
 * :func:`parse_doveconf` reads the running configuration (``doveconf -n``) of either
   version and returns the home and the location it gives every virtual user;
 * :func:`plan` compares the current and the wanted location against the Maildirs
-  found on disk and says whether mail would be hidden and what to move.
+  found on disk and says whether mail would be hidden and what to move;
+* :func:`with_volatile_dir` puts Dovecot's volatile files (lock files) in a directory
+  of their own (``VOLATILEDIR``, 2.4 ``mail_volatile_path``), which is no part of where
+  mail lives.
 
 Nothing here touches the disk except :func:`find_maildirs` and :func:`move_maildir`.
 """
@@ -64,6 +67,15 @@ _V24_TO_V23 = {
 }
 _V23_VAR = re.compile(r'%(L?[a-zA-Z%])')
 _V24_VAR = re.compile(r'%\{([^}]*)\}')
+
+# Location options that say nothing about where mail lives: changing them moves no mail.
+# VOLATILEDIR holds only lock files (e.g. the duplicate database's ``.dovecot.lda-dupes.locks``).
+NOT_MAIL_KEYS = ('VOLATILEDIR',)
+
+# The duplicate database's lock directory (vacation replies) that Dovecot keeps in the
+# home unless a volatile directory is set: in a home that is the Maildir root it is a folder.
+DUPLICATE_LOCK_DIR = '.dovecot.lda-dupes.locks'
+DUPLICATE_LOCK_PREFIX = 'duplicate.lock.'
 
 # Names inside a Maildir (or a home that is one) that belong to the mail store.
 # Maildir++ folders are the dot-directories that hold a cur/ directory.
@@ -152,6 +164,27 @@ def location_to_v24(location, home):
     settings = [('mail_driver', parsed['driver']), ('mail_home', to_v24(home)), ('mail_path', to_v24(parsed['path']))]
     settings.extend((LOCATION_KEYS_V24[key], to_v24(value)) for key, value in parsed['options'])
     return settings
+
+
+def with_volatile_dir(location, template):
+    """*location* with its ``VOLATILEDIR`` option set to *template* (replacing any it had).
+
+    *template* is an absolute path with per-user variables (``%d`` and ``%n``, or ``%u``),
+    for example ``/var/lib/vmail/volatile/%d/%n``. An empty *template* returns *location*
+    unchanged. Raises :class:`MailStoreError` for a bad location or template.
+    """
+    parsed = parse_location(location)
+    if not template:
+        return format_location(parsed)
+    _check_template(template, 'the volatile directory')
+    if ':' in template:
+        raise MailStoreError('the volatile directory %r must not contain ":"' % template)
+    parsed['options'] = [kv for kv in parsed['options'] if kv[0] != 'VOLATILEDIR'] + [('VOLATILEDIR', template)]
+    return format_location(parsed)
+
+
+def _mail_options(parsed):
+    return [kv for kv in parsed['options'] if kv[0] not in NOT_MAIL_KEYS]
 
 
 def effective_path(home, path):
@@ -253,6 +286,26 @@ def _listdir(path):
         return []
 
 
+def leftover_lock_dirs(maildirs):
+    """The duplicate database's lock directories left in these Maildir roots, safe to remove.
+
+    Once the lock files live in a volatile directory, ``<maildir>/.dovecot.lda-dupes.locks``
+    is only a folder that mail clients list (IMAP access may have given it ``cur/``,
+    ``new/`` and index files). Returned are those that hold no message (so no mail is
+    lost) and no lock file (no delivery of the old configuration holds one). A symlink
+    is never returned. Sorted absolute paths.
+    """
+    found = []
+    for maildir in maildirs:
+        path = os.path.join(maildir, DUPLICATE_LOCK_DIR)
+        if os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if any(name.startswith(DUPLICATE_LOCK_PREFIX) for name in _listdir(path)) or count_messages(path):
+            continue
+        found.append(path)
+    return sorted(found)
+
+
 def plan(maildirs, current, wanted):
     """Compare the current and the wanted mail location against the Maildirs on disk.
 
@@ -260,7 +313,8 @@ def plan(maildirs, current, wanted):
     (*current* may be None: nothing configured). Returns a dict:
 
     * ``current_path``/``wanted_path``: effective mail directory templates;
-    * ``changes``: True when an existing user would be served from another directory;
+    * ``changes``: True when an existing user would be served from another directory (options in
+      NOT_MAIL_KEYS, such as ``VOLATILEDIR``, do not count);
     * ``at_current``: Maildirs the current location serves, with the user each belongs to;
     * ``orphans``: Maildirs that neither location serves (for example split by an earlier run);
     * ``moves``: ``[{'user', 'src', 'dst'}]`` for every Maildir at the current location when ``changes``.
@@ -282,7 +336,7 @@ def plan(maildirs, current, wanted):
         _check_template(current_path, 'the current mail path')
         current_re = path_regex(current_path)
         result['changes'] = (current_path != wanted_path or current_parsed['driver'] != wanted_parsed['driver']
-                             or current_parsed['options'] != wanted_parsed['options'])
+                             or _mail_options(current_parsed) != _mail_options(wanted_parsed))
     for maildir in maildirs:
         match = current_re.match(maildir) if current_re else None
         if match:

@@ -51,6 +51,18 @@ options:
     description: Home for a host whose Dovecot does not serve virtual users yet.
     type: str
     default: /var/mail/vhosts/%d/%n
+  volatile_dir:
+    description:
+      - Directory template for Dovecot's volatile files (lock files, such as the duplicate database's
+        C(.dovecot.lda-dupes.locks) that vacation replies use), for example C(/var/lib/vmail/volatile/%d/%n).
+        Set as the C(VOLATILEDIR) option of RV(location) (2.4 C(mail_volatile_path) in RV(settings_v24)),
+        replacing any the location had.
+      - It holds no mail, so a change of it alone is not a change of location (no guard, nothing to move).
+        With the home as the Maildir root it keeps lock directories out of the folder list.
+      - Empty keeps the location's own C(VOLATILEDIR), if any.
+    type: str
+    default: ''
+    version_added: "0.3.0"
   current_location:
     description:
       - The location in use, instead of reading it with C(doveconf). The dovecot role passes the value found
@@ -153,10 +165,10 @@ current:
   sample: {location: "maildir:~/Maildir", home: "/var/mail/vhosts/%d/%n", version: "2.3", userdb: static,
            source: doveconf, config_version: null, storage_version: null}
 location:
-  description: The mail location the new configuration must use (2.3 form).
+  description: The mail location the new configuration must use (2.3 form), with O(volatile_dir) if given.
   returned: always
   type: str
-  sample: maildir:~/Maildir
+  sample: maildir:~/Maildir:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n
 home:
   description: The userdb home template the new configuration must use.
   returned: always
@@ -194,6 +206,17 @@ orphans:
   returned: always
   type: list
   elements: str
+leftover_lock_dirs:
+  description:
+    - With O(volatile_dir) and the home as the Maildir root, the duplicate database's lock directories
+      (C(.dovecot.lda-dupes.locks)) that an older configuration left in the Maildirs, where mail clients list
+      them as folders. Only those holding no message and no lock file (at most 100); the module does not
+      remove them (the dovecot role does).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/mail/vhosts/example.com/email1/.dovecot.lda-dupes.locks]
+  version_added: "0.3.0"
 moves:
   description: Each Maildir to move (O(state=inspected)) or moved (O(state=moved)), with source and target.
   returned: always
@@ -264,6 +287,7 @@ def main():
             home=dict(type='str', default=''),
             default_location=dict(type='str', default='maildir:/var/mail/vhosts/%d/%n'),
             default_home=dict(type='str', default='/var/mail/vhosts/%d/%n'),
+            volatile_dir=dict(type='str', default=''),
             current_location=dict(type='str'),
             current_home=dict(type='str'),
             move=dict(type='bool', default=False),
@@ -292,6 +316,7 @@ def main():
                              % (current['userdb'], len(maildirs), p['mail_root']))
     home, location = decide(p, current)
     try:
+        location = store.with_volatile_dir(location, p['volatile_dir'])
         settings_v24 = store.location_to_v24(location, home)
         known = current if (current['virtual'] and current['location'] and current['home']) else None
         plan = store.plan(maildirs, known, dict(home=home, location=location))
@@ -324,13 +349,16 @@ def main():
         if not module.check_mode:
             for item in moves:
                 item['mode'] = store.move_maildir(item['src'], item['dst'], p['uid'], p['gid'])
+    leftover = []
+    if p['volatile_dir'] and plan['wanted_path'] == store.effective_path(home, '~'):
+        leftover = store.leftover_lock_dirs([m['path'] for m in plan['at_current']])
     current_out = dict((k, current.get(k)) for k in ('location', 'home', 'version', 'userdb', 'source',
                                                      'config_version', 'storage_version'))
     module.exit_json(changed=changed, current=current_out, location=location, home=home,
                      home_v24=store.to_v24(home), settings_v24=[list(s) for s in settings_v24],
                      mail_path=plan['wanted_path'], maildirs=count,
                      mailboxes=[m['user'] for m in plan['at_current']][:CAP], orphans=plan['orphans'][:CAP],
-                     moves=moves[:CAP])
+                     moves=moves[:CAP], leftover_lock_dirs=leftover[:CAP])
 
 
 if __name__ == '__main__':

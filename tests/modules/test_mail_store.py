@@ -117,3 +117,32 @@ def test_move_stops_before_anything_moves_when_a_target_holds_mail(server):
                                         state='moved'), login=False)
     assert res.rc != 0 and 'already holds 1 messages' in res['msg'] and 'Nothing was moved' in res['msg'], res.raw
     assert sorted(os.walk(server['root'])) == before
+
+
+def test_volatile_dir_joins_the_kept_location_without_the_guard(server):
+    """The guide's location is kept and gets the volatile directory: no declared move, nothing moves."""
+    args = dict(server['args'], volatile_dir='/var/lib/vmail/volatile/%d/%n')
+    res = run_module('mail_store', args, login=False)
+    assert res.rc == 0, res.raw
+    assert res['location'] == 'maildir:~/Maildir:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n'
+    assert ['mail_volatile_path', '/var/lib/vmail/volatile/%{user | domain}/%{user | username}'] in res['settings_v24']
+    assert res['changed'] is False and res['moves'] == [] and res['maildirs'] == 2
+    # The guard still sees a real change of location next to it.
+    res = run_module('mail_store', dict(args, location='maildir:~'), login=False)
+    assert res.rc != 0 and 'Nothing was changed' in res['msg']
+
+
+def test_leftover_lock_dirs_only_where_the_home_is_the_maildir(server):
+    """The guide's home holds ~/Maildir: a lock directory in the home is no folder, nothing to report."""
+    lockdir = os.path.join(server['root'], 'example.com', 'email1', '.dovecot.lda-dupes.locks')
+    os.mkdir(lockdir)
+    args = dict(server['args'], volatile_dir='/var/lib/vmail/volatile/%d/%n')
+    assert run_module('mail_store', args, login=False)['leftover_lock_dirs'] == []
+    os.rmdir(lockdir)
+    os.mkdir(os.path.join(server['root'], 'example.com', 'email1', 'Maildir', '.dovecot.lda-dupes.locks'))
+    res = run_module('mail_store', dict(args, location='maildir:~', home=server['root'] + '/%d/%n/Maildir'),
+                     login=False)
+    assert res.rc == 0, res.raw
+    assert res['leftover_lock_dirs'] == [os.path.join(server['root'], 'example.com', 'email1', 'Maildir',
+                                                      '.dovecot.lda-dupes.locks')]
+    assert res['changed'] is False

@@ -193,6 +193,67 @@ def test_plan_change_lists_moves_and_orphans():
     assert result['orphans'] == ['/var/mail/vhosts/other/x/y/z']
 
 
+def test_with_volatile_dir_sets_or_replaces_the_option():
+    vol = '/var/lib/vmail/volatile/%d/%n'
+    assert store.with_volatile_dir('maildir:/var/mail/vhosts/%d/%n', vol) == \
+        'maildir:/var/mail/vhosts/%d/%n:VOLATILEDIR=' + vol
+    assert store.with_volatile_dir('maildir:~/Maildir:VOLATILEDIR=/tmp/%u:LAYOUT=fs', vol) == \
+        'maildir:~/Maildir:LAYOUT=fs:VOLATILEDIR=' + vol
+    assert store.with_volatile_dir('maildir:~/Maildir:VOLATILEDIR=/tmp/%u', '') == 'maildir:~/Maildir:VOLATILEDIR=/tmp/%u'
+    assert ('mail_volatile_path', '/var/lib/vmail/volatile/%{user | domain}/%{user | username}') in \
+        store.location_to_v24(store.with_volatile_dir('maildir:~', vol), HOME)
+
+
+@pytest.mark.parametrize('bad, message', [('/var/lib/vmail/volatile', 'per-user variable'),
+                                          ('volatile/%d/%n', 'absolute'),
+                                          ('/var/lib/vmail/%n', 'both'),
+                                          ('/var/lib/vmail:x/%u', 'must not contain')])
+def test_with_volatile_dir_refuses_shared_or_bad_templates(bad, message):
+    with pytest.raises(store.MailStoreError, match=message):
+        store.with_volatile_dir('maildir:~', bad)
+
+
+def test_plan_a_new_volatile_dir_is_no_change_of_location():
+    """Lock files move, mail does not: adding or changing VOLATILEDIR needs no declared move."""
+    maildir = '/var/mail/vhosts/example.com/email1'
+    plain = {'home': HOME, 'location': 'maildir:/var/mail/vhosts/%d/%n'}
+    volatile = {'home': HOME, 'location': 'maildir:/var/mail/vhosts/%d/%n:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n'}
+    for current, wanted in ((plain, volatile), (volatile, plain)):
+        result = store.plan([maildir], current, wanted)
+        assert result['changes'] is False and result['moves'] == [], (current, wanted)
+    # Other options still count: a new LAYOUT would hide the folders.
+    layout = {'home': HOME, 'location': 'maildir:/var/mail/vhosts/%d/%n:LAYOUT=fs'}
+    assert store.plan([maildir], volatile, layout)['changes'] is True
+
+
+def test_parse_doveconf_reads_the_volatile_dir_back():
+    text23 = DOVECONF_23_GUIDE2013.replace('mail_location = maildir:~/Maildir',
+                                           'mail_location = maildir:~/Maildir:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n')
+    assert store.parse_doveconf(text23)['location'] == 'maildir:~/Maildir:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n'
+    text24 = DOVECONF_24_NEWER.replace(
+        'mail_driver = maildir\n',
+        'mail_driver = maildir\nmail_volatile_path = /var/lib/vmail/volatile/%{user | domain}/%{user | username}\n')
+    assert store.parse_doveconf(text24)['location'] == \
+        'maildir:/var/mail/vhosts/%d/%n/:VOLATILEDIR=/var/lib/vmail/volatile/%d/%n'
+
+
+def test_leftover_lock_dirs_only_empty_unlocked_ones(tmp_path):
+    root = tmp_path / 'vhosts' / 'example.com'
+    users = {}
+    for user in ('idle', 'accessed', 'locked', 'filed', 'none', 'link'):
+        users[user] = str(root / user)
+        _maildir(users[user])
+    (root / 'idle' / '.dovecot.lda-dupes.locks').mkdir()
+    _maildir(str(root / 'accessed' / '.dovecot.lda-dupes.locks'))  # IMAP made it a Maildir folder
+    (root / 'accessed' / '.dovecot.lda-dupes.locks' / 'dovecot-uidlist').write_text('3 V1 N1\n')
+    (root / 'locked' / '.dovecot.lda-dupes.locks').mkdir()
+    (root / 'locked' / '.dovecot.lda-dupes.locks' / 'duplicate.lock.0123abcd').write_text('')
+    _maildir(str(root / 'filed' / '.dovecot.lda-dupes.locks'), messages=1)  # a user filed mail there
+    (root / 'link' / '.dovecot.lda-dupes.locks').symlink_to(str(root / 'idle' / '.dovecot.lda-dupes.locks'))
+    assert store.leftover_lock_dirs(sorted(users.values())) == [
+        users['accessed'] + '/.dovecot.lda-dupes.locks', users['idle'] + '/.dovecot.lda-dupes.locks']
+
+
 def test_plan_refuses_shared_directory():
     with pytest.raises(store.MailStoreError, match='per-user variable'):
         store.plan([], None, {'home': '/var/mail/all', 'location': 'maildir:~'})

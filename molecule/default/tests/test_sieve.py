@@ -209,11 +209,6 @@ def test_managesieve_accepts_auth_after_starttls(mail, managesieve):
     assert not any("vacation" in s for s in scripts), f"the admin's reply shows up as a user script: {scripts}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: with home == Maildir root (the default layout) Maildir++ reads ~/.dovecot.sieve (the "
-    "active-script link ManageSieve makes) as a folder, so fileinto fails with a temporary error and the mail "
-    "is deferred; Dovecot's duplicate database (~/.dovecot.lda-dupes.locks) shows up as a folder too. Fix: "
-    "maildir_stat_dirs = yes, an active path without a leading dot, and a volatile dir outside the Maildir"))
 def test_users_own_filter_and_the_reply_both_work(host, mail, managesieve):
     """frank uploads and activates a filter over ManageSieve: it files mail, and the reply still goes out."""
     managesieve.starttls()
@@ -242,3 +237,69 @@ def test_users_own_filter_and_the_reply_both_work(host, mail, managesieve):
     finally:
         managesieve.command('SETACTIVE ""')
         managesieve.command('DELETESCRIPT "frank-filter"')
+
+
+# Names of Dovecot's and Pigeonhole's own files (duplicate database and its locks, the active-script link,
+# the script directory, compiled binaries): none may show up as a mail folder.
+STATE_NAME_RE = re.compile(r"dovecot|lda-dupes|locks?$|sieve|svbin|\.lock", re.I)
+SPECIAL_USE = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}  # RFC 6154
+LIST_LINE_RE = re.compile(r'^\((?P<flags>[^)]*)\) (?:"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
+
+
+def imap_folders(mail, email):
+    """(name, flags) of every mailbox IMAP LIST "" "*" returns to *email*."""
+    imap = mail.imaps()
+    try:
+        assert imap.login(email, mail.password(email))[0] == "OK"
+        status, data = imap.list('""', "*")
+        assert status == "OK", data
+    finally:
+        imap.logout()
+    folders = []
+    for raw in data:
+        line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        match = LIST_LINE_RE.match(line)
+        assert match, f"unexpected LIST line: {line!r}"
+        name = match.group("name")
+        if name.startswith('"'):
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        folders.append((name, match.group("flags").split()))
+    return folders
+
+
+def test_state_files_do_not_show_up_as_folders(host, mail, managesieve):
+    """With an active user script and after an out-of-office reply, IMAP LIST shows only real mail folders.
+
+    In the default layout the home is the Maildir root, where Dovecot keeps the duplicate database of the
+    replies and Pigeonhole the user's active script; a Maildir++ listing must not take them for folders.
+    """
+    managesieve.starttls()
+    assert managesieve.authenticate(FRANK, mail.password(FRANK))[0] == "OK"
+    status, _lines, line = managesieve.command('PUTSCRIPT "frank-keep"', 'require ["fileinto"];\nkeep;\n')
+    assert status == "OK", line
+    status, _lines, line = managesieve.command('SETACTIVE "frank-keep"')
+    assert status == "OK", line
+    try:
+        home = host.check_output("doveadm user -f home %s", FRANK)
+        assert host.file(f"{home}/.dovecot.sieve").exists, "SETACTIVE left no active script in the home"
+        sender = new_sender()
+        token = send(mail, sender)
+        assert wait_reply(mail, token), "no auto-reply while the user's script is active"
+        # The reply went out, so the duplicate database has been written (and locked) by now.
+        folders = imap_folders(mail, FRANK)
+        names = [name for name, _flags in folders]
+        assert "INBOX" in names, folders
+        state = [name for name in names if STATE_NAME_RE.search(name)]
+        assert state == [], f"Dovecot/Pigeonhole files listed as mail folders: {state} (LIST gave {folders})"
+        # Every other selectable name is a real Maildir++ folder (a directory with cur/) of the mailbox;
+        # the special-use ones are listed before first use (auto = subscribe) and need not exist yet.
+        maildir = "/var/mail/vhosts/example.com/frank"  # as mail.maildir_grep
+        for name, flags in folders:
+            if name == "INBOX" or {"\\Noselect", "\\NonExistent"} & set(flags) or SPECIAL_USE & set(flags):
+                continue
+            assert host.file(f"{maildir}/.{name}/cur").is_directory, f"{name!r} is not a Maildir folder ({folders})"
+        phantom = [name for name, flags in folders if {"\\Noselect", "\\NonExistent"} & set(flags)]
+        assert phantom == [], f"folders that exist only as names: {phantom} (LIST gave {folders})"
+    finally:
+        managesieve.command('SETACTIVE ""')
+        managesieve.command('DELETESCRIPT "frank-keep"')
