@@ -21,8 +21,8 @@ description:
     catch-all, let a user send as the alias-domain form of the addresses it may send as, and refuse a disabled
     mailbox or domain at RCPT time with C(550 5.2.1) (RFC 3463 "Mailbox disabled, not accepting messages").
   - O(server=dovecot_dict) returns the maps of Dovecot's SQL dict (the dict server the C(last_login) and
-    C(quota_clone) plugins write through): the last login into C(vmail_last_login) and the quota usage into
-    C(vmail_quota_usage), tables of schema version 4.
+    C(quota_clone) plugins write through), which put the last login into C(vmail_last_login) and the quota usage
+    into C(vmail_quota_usage), tables of schema version 4.
   - The queries contain no values; Postfix and Dovecot substitute and SQL-quote C(%s), C(%u), C(%d)
     (Postfix) and C(%u) (Dovecot 2.3) or C(%{user}) (Dovecot 2.4) themselves.
 options:

@@ -99,7 +99,7 @@ def doveadm_usage(host, email):
 
 
 def test_usage_matches_doveadm_after_delivery(host, mail):
-    for _ in range(2):
+    for _attempt in range(2):
         token, msg = make_message("sender@client.example.org", QUOTA_USER)
         with mail.smtp() as smtp:
             smtp.send_message(msg)
