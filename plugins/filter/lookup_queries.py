@@ -20,6 +20,9 @@ description:
     rewrite alias domains (C(alias_of)) to their target domain when the target has that mailbox, alias or a
     catch-all, let a user send as the alias-domain form of the addresses it may send as, and refuse a disabled
     mailbox or domain at RCPT time with C(550 5.2.1) (RFC 3463 "Mailbox disabled, not accepting messages").
+  - O(server=dovecot_dict) returns the maps of Dovecot's SQL dict (the dict server the C(last_login) and
+    C(quota_clone) plugins write through), which put the last login into C(vmail_last_login) and the quota usage
+    into C(vmail_quota_usage), tables of schema version 4.
   - The queries contain no values; Postfix and Dovecot substitute and SQL-quote C(%s), C(%u), C(%d)
     (Postfix) and C(%u) (Dovecot 2.3) or C(%{user}) (Dovecot 2.4) themselves.
 options:
@@ -30,10 +33,12 @@ options:
   server:
     description: Whose queries to return.
     type: str
-    choices: [ postfix, dovecot ]
+    choices: [ postfix, dovecot, dovecot_dict ]
     required: true
   dovecot_version:
-    description: The Dovecot version (C(2.3) or C(2.4)); their variable syntax differs. Only for O(server=dovecot).
+    description:
+      - The Dovecot version (C(2.3) or C(2.4)); their variable syntax differs. Only for O(server=dovecot) and
+        O(server=dovecot_dict).
     type: str
     default: "2.4"
 '''
@@ -46,6 +51,10 @@ EXAMPLES = r'''
 - name: Dovecot 2.3's password_query on a guide database that was not migrated
   ansible.builtin.debug:
     msg: "{{ (1 | vmail.mailserver.lookup_queries('dovecot', dovecot_version='2.3')).password_query }}"
+
+- name: The table the last_login plugin writes to
+  ansible.builtin.debug:
+    msg: "{{ ((4 | vmail.mailserver.lookup_queries('dovecot_dict')).maps | first).table }}"
 '''
 
 RETURN = r'''
@@ -57,6 +66,14 @@ _value:
       C(alias_domain_senders) (a second smtpd_sender_login_maps table) and C(recipient_access)
       (check_recipient_access, the result is an access(5) action).
     - For O(server=dovecot), a dictionary with C(password_query).
+    - For O(server=dovecot_dict), a dictionary with C(last_login_key) (the key the C(last_login) plugin writes,
+      C(last-login/%u) on 2.3, C(last-login/%{user}) on 2.4) and C(maps), a list of the SQL dict maps. Each map
+      has C(pattern) (the dict key, C($user) a variable), C(table), C(value_field), C(value_type) (C(uint)),
+      C(username_field) (the user name column of a C(priv/) key, else null) and C(fields) (a list of
+      [column, variable] pairs of a C(shared/) key). The maps are C(shared/last-login/$user) to
+      C(vmail_last_login.last_login) (Unix seconds) and C(priv/quota/storage) and C(priv/quota/messages) to
+      C(vmail_quota_usage.bytes) and C(.messages), keyed by C(email). The tables exist from schema version 4;
+      a lower version fails.
     - A schema version below 1 or an unknown O(server) fails.
   type: dict
 '''
@@ -67,16 +84,21 @@ from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_look
 
 
 def lookup_queries(schema_version, server, dovecot_version='2.4'):
-    """Filter entry point: see :func:`vmail_lookups.postfix_queries` and :func:`vmail_lookups.dovecot_queries`."""
+    """Filter entry point: see :func:`vmail_lookups.postfix_queries`, :func:`vmail_lookups.dovecot_queries`
+    and :func:`vmail_lookups.dovecot_dict_maps`."""
     try:
         version = int(schema_version)
         if server == 'postfix':
             return vmail_lookups.postfix_queries(version)
         if server == 'dovecot':
             return vmail_lookups.dovecot_queries(version, dovecot_version)
+        if server == 'dovecot_dict':
+            if version < vmail_lookups.ACCOUNT_MODEL:
+                raise ValueError('the dict tables need schema version %d, got %d' % (vmail_lookups.ACCOUNT_MODEL, version))
+            return vmail_lookups.dovecot_dict_maps(dovecot_version)
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError('lookup_queries: %s' % exc)
-    raise AnsibleFilterError("lookup_queries: server must be 'postfix' or 'dovecot', got %r" % (server,))
+    raise AnsibleFilterError("lookup_queries: server must be 'postfix', 'dovecot' or 'dovecot_dict', got %r" % (server,))
 
 
 class FilterModule(object):

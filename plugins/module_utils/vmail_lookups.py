@@ -31,7 +31,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema import (
-    ACCOUNT_MODEL, ALIASES, DOMAINS, USERS)
+    ACCOUNT_MODEL, ALIASES, DOMAINS, LAST_LOGIN, QUOTA_USAGE, USERS)
 
 # The text of a refusal of a disabled mailbox or domain: RFC 3463 X.2.1 "Mailbox disabled, not
 # accepting messages", as an access(5) action (a 5NN code and text reject the recipient).
@@ -45,6 +45,11 @@ POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains
 ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access')
 
 _DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
+
+# The dict keys Dovecot's plugins write (below ``shared/`` or ``priv/``): the last_login plugin's
+# ``last_login_key`` (its default, in each version's variable syntax) and quota_clone's fixed keys.
+_LAST_LOGIN_KEY = {'2.3': 'last-login/%u', '2.4': 'last-login/%{user}'}
+_QUOTA_CLONE_KEYS = (('priv/quota/storage', 'bytes'), ('priv/quota/messages', 'messages'))
 
 
 def _c(table, column):
@@ -163,3 +168,39 @@ def dovecot_queries(schema_version, dovecot_version):
             email=_c(u, 'email'), pw=_c(u, 'password'), usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
             user=user, uact=_c(u, 'active'), dact=_c(d, 'active'))
     return {'password_query': password}
+
+
+def _stats_column(table, name):
+    """Return ``name`` after checking that the :class:`~vmail_schema.StatsTable` ``table`` has that column."""
+    if name not in [c[0] for c in table.columns]:
+        raise KeyError('%s has no column %s' % (table.name, name))
+    return name
+
+
+def dovecot_dict_maps(dovecot_version):
+    """Return the SQL dict maps of Dovecot's dict server and the ``last_login_key`` that matches them.
+
+    Returns {'last_login_key': key, 'maps': [map, ...]}. ``last_login_key`` is the key the
+    ``last_login`` plugin writes below ``shared/`` (``last-login/%u`` on 2.3, ``last-login/%{user}``
+    on 2.4; ``dovecot_version`` as for :func:`dovecot_queries`). Each map is a dict with
+    ``pattern`` (the dict key, ``$user`` a variable), ``table``, ``value_field``, ``value_type``
+    (``uint``), ``username_field`` (the column of the user name for a ``priv/`` key, else None)
+    and ``fields`` (a list of [column, variable] for a ``shared/`` key):
+
+    - ``shared/last-login/$user``: the ``last_login`` plugin's Unix time of the last login into
+      :data:`vmail_schema.LAST_LOGIN` (``vmail_last_login.last_login``, keyed by ``email``);
+    - ``priv/quota/storage`` and ``priv/quota/messages``: the ``quota_clone`` plugin's copy of the
+      quota usage (bytes, messages) into :data:`vmail_schema.QUOTA_USAGE` (``vmail_quota_usage``).
+
+    Dovecot's dict-sql turns a write into ``INSERT ... ON DUPLICATE KEY UPDATE`` on these tables
+    (they exist from schema version 4; the lookup account may INSERT, UPDATE and DELETE on them).
+    """
+    family = '2.3' if str(dovecot_version).startswith('2.3') else '2.4'
+    maps = [{'pattern': 'shared/last-login/$user', 'table': LAST_LOGIN.name,
+             'value_field': _stats_column(LAST_LOGIN, 'last_login'), 'value_type': 'uint',
+             'username_field': None, 'fields': [['email', '$user']]}]
+    for pattern, column in _QUOTA_CLONE_KEYS:
+        maps.append({'pattern': pattern, 'table': QUOTA_USAGE.name,
+                     'value_field': _stats_column(QUOTA_USAGE, column), 'value_type': 'uint',
+                     'username_field': 'email', 'fields': []})
+    return {'last_login_key': _LAST_LOGIN_KEY[family], 'maps': maps}

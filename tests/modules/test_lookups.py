@@ -190,3 +190,63 @@ def test_bad_versions():
         vmail_lookups.postfix_queries(0)
     with pytest.raises(ValueError):
         vmail_lookups.dovecot_queries(0, '2.4')
+
+
+def _dict_write(conn, dict_map, key, user, value):
+    """Write ``value`` for dict ``key`` the way Dovecot's dict-sql does (INSERT ... ON DUPLICATE KEY UPDATE)."""
+    pattern = dict_map['pattern']
+    cols, vals = [], []
+    if dict_map['username_field']:
+        assert key == pattern and pattern.startswith('priv/'), (key, pattern)
+        cols.append(dict_map['username_field'])
+        vals.append(user)
+    else:
+        prefix = pattern.split('$', 1)[0]
+        assert pattern.startswith('shared/') and key.startswith(prefix), (key, pattern)
+        variables = {'$user': key[len(prefix):]}
+        for column, variable in dict_map['fields']:
+            cols.append(column)
+            vals.append(variables[variable])
+    cols.append(dict_map['value_field'])
+    vals.append(int(value))
+    sql = 'INSERT INTO `%s` (%s) VALUES (%s) ON DUPLICATE KEY UPDATE `%s` = VALUES(`%s`)' % (
+        dict_map['table'], ', '.join('`%s`' % c for c in cols), ', '.join(['%s'] * len(vals)),
+        dict_map['value_field'], dict_map['value_field'])
+    with conn.cursor() as cur:
+        cur.execute(sql, vals)
+
+
+@pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
+def test_dict_maps_write_what_mail_info_reads(model, dovecot_version):
+    """The dict maps point at the tables and columns migration 4 created, and what Dovecot writes
+    through them (last login, then quota usage twice) is what mail_info reports."""
+    from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_info
+
+    spec = vmail_lookups.dovecot_dict_maps(dovecot_version)
+    maps = dict((m['pattern'], m) for m in spec['maps'])
+    assert set(maps) == {'shared/last-login/$user', 'priv/quota/storage', 'priv/quota/messages'}
+    # The plugin's key, once Dovecot has put the user name in, matches the shared map.
+    user_var = '%u' if dovecot_version == '2.3' else '%{user}'
+    assert spec['last_login_key'] == 'last-login/' + user_var
+    key = 'shared/' + spec['last_login_key'].replace(user_var, 'alice@example.com')
+    _dict_write(model.conn, maps['shared/last-login/$user'], key, None, 1700000000)
+    for bytes_, messages in ((1000, 1), (5432, 3)):  # a later copy replaces the earlier one
+        _dict_write(model.conn, maps['priv/quota/storage'], 'priv/quota/storage', 'alice@example.com', bytes_)
+        _dict_write(model.conn, maps['priv/quota/messages'], 'priv/quota/messages', 'alice@example.com', messages)
+    with model.conn.cursor(pymysql.cursors.DictCursor) as cur:
+        tables = vmail_info.existing_stats_tables(cur)
+        usage, logins = vmail_info.read_stats(cur, tables)
+    assert usage == {'alice@example.com': (5432, 3)}
+    assert logins == {'alice@example.com': 1700000000}
+
+
+def test_dict_maps_follow_the_schema_description(monkeypatch):
+    """Table and column names come from vmail_schema: a renamed column fails instead of drifting."""
+    from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema
+
+    spec = vmail_lookups.dovecot_dict_maps('2.3')
+    assert {m['table'] for m in spec['maps']} == {vmail_schema.LAST_LOGIN.name, vmail_schema.QUOTA_USAGE.name}
+    renamed = vmail_schema.StatsTable('vmail_last_login', (('seen', 'INT UNSIGNED NOT NULL DEFAULT 0', ()),), since=4)
+    monkeypatch.setattr(vmail_lookups, 'LAST_LOGIN', renamed)
+    with pytest.raises(KeyError):
+        vmail_lookups.dovecot_dict_maps('2.4')
