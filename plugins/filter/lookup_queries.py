@@ -63,9 +63,14 @@ _value:
     - For O(server=postfix), a dictionary of table name to query. Keys C(domains) (virtual_mailbox_domains),
       C(mailboxes) (virtual_mailbox_maps), C(aliases), C(email2email) (virtual_alias_maps), C(sender_login)
       (smtpd_sender_login_maps); from schema version 4 also C(alias_domains) (virtual_alias_maps),
-      C(alias_domain_senders) (a second smtpd_sender_login_maps table) and C(recipient_access)
-      (check_recipient_access, the result is an access(5) action).
-    - For O(server=dovecot), a dictionary with C(password_query).
+      C(alias_domain_senders) (a second smtpd_sender_login_maps table), C(recipient_access)
+      (check_recipient_access, the result is an access(5) action, C(550 5.2.1) for a disabled mailbox or
+      domain) and C(quota_access) (check_recipient_access, C(552 5.2.2 Mailbox full) for an alias whose every
+      destination is a full mailbox and for the alias-domain form of a full mailbox, from C(vmail_quota_usage)).
+    - For O(server=dovecot), a dictionary with C(password_query); from schema version 4 also C(user_query) and
+      C(iterate_query) of an SQL userdb (the user query returns the quota limit in the field named by
+      C(quota_field), C(quota_rule) on 2.3, C(quota_storage_size) on 2.4; 0 bytes is unlimited) and
+      C(quota_status_overquota), the reply of Dovecot's quota-status service for a full mailbox.
     - For O(server=dovecot_dict), a dictionary with C(last_login_key) (the key the C(last_login) plugin writes,
       C(last-login/%u) on 2.3, C(last-login/%{user}) on 2.4) and C(maps), a list of the SQL dict maps. Each map
       has C(pattern) (the dict key, C($user) a variable), C(table), C(value_field), C(value_type) (C(uint)),

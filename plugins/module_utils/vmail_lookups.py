@@ -37,14 +37,27 @@ from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema impo
 # accepting messages", as an access(5) action (a 5NN code and text reject the recipient).
 DISABLED_ACTION = '550 5.2.1 Mailbox disabled, not accepting messages'
 
+# The refusal of mail for a full mailbox: RFC 3463 X.2.2 "Mailbox full" with the 552 reply code of
+# RFC 5321 (4.5.3.1.10: 552 for a recipient over its storage allocation). Dovecot's quota-status
+# service answers it (quota_status_overquota) and the ``quota_access`` table below does, for aliases.
+QUOTA_FULL_ACTION = '552 5.2.2 Mailbox full'
+
 # The Postfix lookup tables, in the order the postfix role writes them.
 POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains', 'sender_login',
-                'alias_domain_senders', 'recipient_access')
+                'alias_domain_senders', 'recipient_access', 'quota_access')
 
 # Tables only the account model has (the postfix role leaves them out below it).
-ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access')
+ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access', 'quota_access')
 
 _DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
+
+# The userdb field that carries a mailbox's quota limit, per Dovecot version, as SQL over the
+# ``quota`` column (bytes, 0 = unlimited). 2.3: ``quota_rule`` with the ``bytes`` limit
+# (doc.dovecot.org/2.3, "Quota configuration": a limit of 0 is unlimited); 2.4: the
+# ``quota_storage_size`` setting with a ``B`` suffix (doc.dovecot.org, "Quota plugin":
+# "Zero is assumed to be unlimited").
+_QUOTA_FIELD = {'2.3': ("CONCAT('*:bytes=', {quota})", 'quota_rule'),
+                '2.4': ("CONCAT({quota}, 'B')", 'quota_storage_size')}
 
 # The dict keys Dovecot's plugins write (below ``shared/`` or ``priv/``): the last_login plugin's
 # ``last_login_key`` (its default, in each version's variable syntax) and quota_clone's fixed keys.
@@ -54,9 +67,14 @@ _QUOTA_CLONE_KEYS = (('priv/quota/storage', 'bytes'), ('priv/quota/messages', 'm
 
 def _c(table, column):
     """Return ``table.column`` after checking that the description has the column."""
+    return '%s.%s' % (table.name, _n(table, column))
+
+
+def _n(table, column):
+    """Return the bare ``column`` name after checking that the description of ``table`` has it."""
     if column not in ('id', table.parent):
         table.column(column)
-    return '%s.%s' % (table.name, column)
+    return column
 
 
 def _guide_postfix():
@@ -127,6 +145,27 @@ def _model_postfix():
             "UNION SELECT '{action}' FROM {dom} WHERE {name} = '%s' AND {dact} = 0").format(
             action=DISABLED_ACTION, usr=u.name, join=user_join, email=_c(u, 'email'), uact=_c(u, 'active'),
             dact=_c(d, 'active'), dom=d.name, name=_c(d, 'name')),
+        # check_recipient_access after reject_unlisted_recipient: 552 5.2.2 for an address that only
+        # reaches full mailboxes, so mail to it is refused at RCPT instead of being accepted and then
+        # returned (backscatter). Dovecot's quota-status answers for the mailboxes themselves; it does
+        # not know aliases or alias domains. "Full": a quota and a usage at or over it, as Dovecot's
+        # quota_clone last wrote it into vmail_quota_usage. Two cases:
+        # - an active alias whose every active destination is a full mailbox (an alias with one
+        #   destination that still has room is accepted; the full mailbox's copy is deferred by
+        #   Dovecot's quota_full_tempfail and waits in the queue);
+        # - the alias-domain form of a full mailbox (user@alias.example for user@example.com).
+        # Postfix skips a query using %u for a key without a local part (mysql_table(5)); this
+        # table has no rule for such keys.
+        'quota_access': (
+            "SELECT '{action}' FROM {ali} WHERE {src} = '%s' AND {aact} = 1 AND NOT EXISTS ("
+            "SELECT 1 FROM {ali} b WHERE b.source = {src} AND b.active = 1 AND NOT EXISTS ("
+            "SELECT 1 FROM {usr} x JOIN {qu} q ON q.email = x.email WHERE x.email = b.destination "
+            "AND x.{quota} > 0 AND q.{qbytes} >= x.{quota})) "
+            "UNION SELECT '{action}' FROM {dom} JOIN {dom} t ON t.id = {alias_of} JOIN {usr} x ON x.email = {target} "
+            "JOIN {qu} q ON q.email = x.email WHERE {name} = '%d' AND x.{quota} > 0 AND q.{qbytes} >= x.{quota}"
+        ).format(action=QUOTA_FULL_ACTION, ali=a.name, src=_c(a, 'source'), aact=_c(a, 'active'), usr=u.name,
+                 qu=QUOTA_USAGE.name, quota=_n(u, 'quota'), qbytes=_stats_column(QUOTA_USAGE, 'bytes'),
+                 dom=d.name, alias_of=_c(d, 'alias_of'), target=target, name=_c(d, 'name')),
     }
 
 
@@ -136,9 +175,11 @@ def postfix_queries(schema_version):
     ``schema_version`` (int): below :data:`vmail_schema.ACCOUNT_MODEL` the guide's queries
     (keys ``domains``, ``mailboxes``, ``aliases``, ``email2email``, ``sender_login``); from it on
     also ``alias_domains`` (a ``virtual_alias_maps`` table), ``alias_domain_senders`` (a second
-    ``smtpd_sender_login_maps`` table) and ``recipient_access`` (a
-    ``check_recipient_access`` table whose result is an access(5) action). Raises ValueError
-    for a version below 1.
+    ``smtpd_sender_login_maps`` table), ``recipient_access`` (a ``check_recipient_access``
+    table whose result is an access(5) action: 550 5.2.1 for disabled mailboxes and domains) and
+    ``quota_access`` (another one: :data:`QUOTA_FULL_ACTION` for an alias whose every destination
+    is a full mailbox and for the alias-domain form of a full mailbox). Raises ValueError for a
+    version below 1.
     """
     if int(schema_version) < 1:
         raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
@@ -148,26 +189,44 @@ def postfix_queries(schema_version):
 
 
 def dovecot_queries(schema_version, dovecot_version):
-    """Return {'password_query': ...} of Dovecot's SQL passdb for ``schema_version``.
+    """Return the queries of Dovecot's SQL passdb and userdb for ``schema_version``.
 
     ``dovecot_version``: ``'2.3'`` or ``'2.4'`` (their variable syntax differs; anything
-    starting with 2.3 counts as 2.3, anything newer as 2.4). The passdb returns ``user``
-    and ``password``; from the account model on only for an active mailbox of an active
-    domain, so a disabled account cannot log in over IMAP, POP3, ManageSieve or SMTP AUTH
-    (Postfix asks Dovecot's auth service). Raises ValueError for a version below 1.
+    starting with 2.3 counts as 2.3, anything newer as 2.4). Keys:
+
+    - ``password_query``: the passdb, returning ``user`` and ``password``; from the account
+      model on only for an active mailbox of an active domain, so a disabled account cannot log
+      in over IMAP, POP3, ManageSieve or SMTP AUTH (Postfix asks Dovecot's auth service);
+    - from the account model on, ``user_query`` and ``iterate_query`` for an SQL userdb: the
+      user query returns the mailbox's quota limit (``quota_field``: ``quota_rule`` on 2.3,
+      ``quota_storage_size`` on 2.4; 0 bytes = unlimited) for every mailbox, active or not (so
+      doveadm and delivery checks still see a disabled mailbox's mail); uid, gid and home stay
+      in the configuration (userdb ``default_fields`` on 2.3, ``fields`` on 2.4). The iterate
+      query lists every mailbox for ``doveadm -A``;
+    - ``quota_status_overquota``: the reply of Dovecot's quota-status service for a full
+      mailbox (:data:`QUOTA_FULL_ACTION`, the same text as Postfix's ``quota_access`` table).
+
+    Below the account model the guide's passdb query only (the guide's tables have no quota;
+    the dovecot role keeps a static userdb there). Raises ValueError for a version below 1.
     """
     if int(schema_version) < 1:
         raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
-    user = _DOVECOT_USER['2.3' if str(dovecot_version).startswith('2.3') else '2.4']
+    family = '2.3' if str(dovecot_version).startswith('2.3') else '2.4'
+    user = _DOVECOT_USER[family]
     u, d = USERS, DOMAINS
     if int(schema_version) < ACCOUNT_MODEL:
         password = 'SELECT %s AS user, password FROM %s WHERE %s = %s' % (u.key, u.name, u.key, user)
-    else:
-        password = ('SELECT {email} AS user, {pw} AS password FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
-                    'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
-            email=_c(u, 'email'), pw=_c(u, 'password'), usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
-            user=user, uact=_c(u, 'active'), dact=_c(d, 'active'))
-    return {'password_query': password}
+        return {'password_query': password}
+    password = ('SELECT {email} AS user, {pw} AS password FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
+                'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
+        email=_c(u, 'email'), pw=_c(u, 'password'), usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
+        user=user, uact=_c(u, 'active'), dact=_c(d, 'active'))
+    expr, field = _QUOTA_FIELD[family]
+    user_query = 'SELECT {expr} AS {field} FROM {usr} WHERE {email} = {user}'.format(
+        expr=expr.format(quota=_c(u, 'quota')), field=field, usr=u.name, email=_c(u, 'email'), user=user)
+    iterate = 'SELECT {email} AS user FROM {usr}'.format(email=_c(u, 'email'), usr=u.name)
+    return {'password_query': password, 'user_query': user_query, 'iterate_query': iterate,
+            'quota_field': field, 'quota_status_overquota': QUOTA_FULL_ACTION}
 
 
 def _stats_column(table, name):

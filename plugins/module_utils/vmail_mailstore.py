@@ -498,7 +498,10 @@ def parse_doveconf(text, defaults=None):
       depend on them, so an adopted server keeps them.
 
     Sources: userdb ``home``/``mail`` fields override ``mail_home``/``mail_location``
-    (https://doc.dovecot.org/2.3/configuration_manual/mail_location/).
+    (https://doc.dovecot.org/2.3/configuration_manual/mail_location/); on 2.3 they are
+    read from a static userdb's ``args`` and from any userdb's ``default_fields`` and
+    ``override_fields``, on 2.4 from the userdb's ``fields`` block. An SQL userdb whose
+    home is not among them has its home in the query: ``home`` is then None.
     Raises :class:`MailStoreError` for variables the role cannot carry over.
     """
     defaults = defaults or {}
@@ -513,10 +516,13 @@ def parse_doveconf(text, defaults=None):
         driver = node['settings'].get('driver') or (head[1] if len(head) > 1 else '')
         fields = {}
         if family == '2.3':
-            for token in node['settings'].get('args', '').split():
-                key, sep, value = token.partition('=')
-                if sep:
-                    fields[key] = value
+            # A static userdb's args, then the fields that 2.3 adds to any userdb's reply:
+            # default_fields (unless the lookup returns them) and override_fields (always).
+            for setting in ('args', 'default_fields', 'override_fields'):
+                for token in node['settings'].get(setting, '').split():
+                    key, sep, value = token.partition('=')
+                    if sep:
+                        fields[key] = value
         else:
             for sub_head, sub in node['blocks']:
                 if sub_head[0] == 'fields':

@@ -250,3 +250,82 @@ def test_dict_maps_follow_the_schema_description(monkeypatch):
     monkeypatch.setattr(vmail_lookups, 'LAST_LOGIN', renamed)
     with pytest.raises(KeyError):
         vmail_lookups.dovecot_dict_maps('2.4')
+
+
+FULL = vmail_lookups.QUOTA_FULL_ACTION
+
+
+def _usage(conn, email, nbytes):
+    """Write a mailbox's usage the way Dovecot's quota_clone does (through the dict maps)."""
+    maps = dict((m['pattern'], m) for m in vmail_lookups.dovecot_dict_maps('2.4')['maps'])
+    _dict_write(conn, maps['priv/quota/storage'], 'priv/quota/storage', email, nbytes)
+
+
+def test_quota_access_refuses_aliases_that_only_reach_full_mailboxes(model):
+    """552 5.2.2 at RCPT for an alias whose every destination is full, never for one with room left."""
+    ok(run_module('mail_user', {'email': 'alice@example.com', 'quota': 10000}))
+    ok(run_module('mail_user', {'email': 'erin@example.com', 'password': 'pw-erin', 'quota': 10000}))
+    ok(run_module('mail_alias', {'source': 'full@example.com', 'destination': ['alice@example.com']}))
+    ok(run_module('mail_alias', {'source': 'mixed@example.com',
+                                 'destination': ['alice@example.com', 'erin@example.com']}))
+    ok(run_module('mail_alias', {'source': 'outside@example.com',
+                                 'destination': ['alice@example.com', 'someone@elsewhere.example']}))
+    for key in ('full@example.com', 'mixed@example.com', 'alice@alias.example'):
+        assert model('quota_access', key) == [], key   # no usage recorded yet
+    _usage(model.conn, 'alice@example.com', 9999)
+    assert model('quota_access', 'full@example.com') == []          # one byte left
+    _usage(model.conn, 'alice@example.com', 10000)
+    assert model('quota_access', 'full@example.com') == [FULL]
+    assert model('quota_access', 'alice@alias.example') == [FULL]   # the alias-domain form
+    assert model('quota_access', 'mixed@example.com') == []         # erin still has room
+    assert model('quota_access', 'outside@example.com') == []       # a remote destination has room
+    _usage(model.conn, 'erin@example.com', 20000)
+    assert model('quota_access', 'mixed@example.com') == [FULL]
+    # The mailbox itself is Dovecot's quota-status service's answer, not this table's; domain keys,
+    # disabled aliases and unknown addresses never match.
+    for key in ('alice@example.com', 'example.com', 'alias.example', 'nobody@example.com', 'nobody@alias.example'):
+        assert model('quota_access', key) == [], key
+    ok(run_module('mail_alias', {'source': 'full@example.com', 'destination': ['alice@example.com'],
+                                 'active': False}))
+    assert model('quota_access', 'full@example.com') == []
+    # Unlimited (quota 0) is never full, whatever the usage.
+    ok(run_module('mail_user', {'email': 'alice@example.com', 'quota': 0}))
+    assert model('quota_access', 'alice@alias.example') == []
+    assert model('quota_access', 'mixed@example.com') == []
+    assert FULL.split()[:2] == ['552', '5.2.2']
+
+
+@pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
+def test_userdb_returns_each_mailboxs_quota(model, dovecot_version):
+    """The SQL userdb gives Dovecot the limit in bytes (0 = unlimited) for every mailbox, active or not."""
+    queries = vmail_lookups.dovecot_queries(4, dovecot_version)
+    ok(run_module('mail_user', {'email': 'alice@example.com', 'quota': '2M'}))
+    value = lambda email: "'%s'" % pymysql.converters.escape_string(email)
+    rows = {}
+    for email in ('alice@example.com', 'bob@example.com', 'dave@other.example', "x' OR '1'='1"):
+        sql = queries['user_query'].replace("'%u'", value(email)).replace("'%{user}'", value(email))
+        with model.conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(sql)
+            rows[email] = list(cur.fetchall())
+    field = queries['quota_field']
+    if dovecot_version == '2.3':
+        assert field == 'quota_rule'
+        assert rows['alice@example.com'] == [{field: '*:bytes=2097152'}]
+        assert rows['dave@other.example'] == [{field: '*:bytes=0'}]
+    else:
+        assert field == 'quota_storage_size'
+        assert rows['alice@example.com'] == [{field: '2097152B'}]
+        assert rows['dave@other.example'] == [{field: '0B'}]
+    assert len(rows['bob@example.com']) == 1          # disabled, still known to the userdb
+    assert rows["x' OR '1'='1"] == []
+    with model.conn.cursor() as cur:
+        cur.execute(queries['iterate_query'])
+        assert sorted(r[0] for r in cur.fetchall()) == sorted(u['email'] for u in ACCOUNTS['users'])
+    assert queries['quota_status_overquota'] == FULL
+
+
+def test_guide_schema_has_no_userdb_queries():
+    """Below the account model the dovecot role keeps its static userdb (the guide has no quota column)."""
+    for version in (1, 2, 3):
+        assert set(vmail_lookups.dovecot_queries(version, '2.3')) == {'password_query'}
+        assert 'quota_access' not in vmail_lookups.postfix_queries(version)

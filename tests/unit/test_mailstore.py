@@ -304,3 +304,34 @@ def test_move_rename_creates_parents(tmp_path):
     dst = tmp_path / 'new' / 'example.com' / 'email1'
     assert store.move_maildir(str(src), str(dst)) == 'rename'
     assert store.count_messages(str(dst)) == 1 and not src.exists()
+
+
+# This role's own SQL userdb (quota limits, schema version 4), as doveconf -n prints it back.
+DOVECONF_23_SQL_USERDB = """# 2.3.19.1 (9b53102964): /etc/dovecot/dovecot.conf
+mail_location = maildir:/var/mail/vhosts/%d/%n
+userdb {
+  args = /etc/dovecot/dovecot-sql.conf.ext
+  default_fields = uid=5000 gid=5000 home=/var/mail/vhosts/%d/%n
+  driver = sql
+}
+"""
+
+
+def test_parse_doveconf_23_sql_userdb_home_from_default_fields():
+    """A re-run reads the home of the role's SQL userdb back (default_fields), so the location is kept."""
+    got = store.parse_doveconf(DOVECONF_23_SQL_USERDB)
+    assert got['userdb'] == 'sql' and got['virtual'] is True
+    assert got['home'] == HOME and got['location'] == 'maildir:/var/mail/vhosts/%d/%n'
+    # override_fields win over default_fields, as in Dovecot.
+    text = DOVECONF_23_SQL_USERDB.replace('  driver = sql\n', '  driver = sql\n  override_fields = home=/srv/%d/%n\n')
+    assert store.parse_doveconf(text)['home'] == '/srv/%d/%n'
+    # Without home in either, the SQL query decides: the caller is told (None), nothing is guessed.
+    text = DOVECONF_23_SQL_USERDB.replace(' home=/var/mail/vhosts/%d/%n', '')
+    assert store.parse_doveconf(text)['home'] is None
+
+
+def test_parse_doveconf_24_sql_userdb_home_from_fields():
+    text = DOVECONF_24_NEWER.replace('userdb static {', "userdb sql {\n  query = SELECT CONCAT(quota, 'B') AS "
+                                     "quota_storage_size FROM virtual_users WHERE email = '%{user}'")
+    got = store.parse_doveconf(text)
+    assert got['userdb'] == 'sql' and got['home'] == HOME
