@@ -1,7 +1,12 @@
 """Fixtures for the default scenario's verifier; helpers live in vmailtest.py."""
 
 import pytest
-from vmailtest import MailServer
+from vmailtest import MailServer, group_by_platform
+
+
+def pytest_collection_modifyitems(items):
+    """One pytest-xdist worker per platform (see vmailtest.group_by_platform)."""
+    group_by_platform(items)
 
 
 @pytest.fixture(scope="module")

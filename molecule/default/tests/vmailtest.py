@@ -193,3 +193,19 @@ def recap_counts(output, hostname):
         if line.startswith(hostname) and "changed=" in line:
             return {k: int(v) for k, v in (f.split("=") for f in line.split()[2:] if "=" in f)}
     raise AssertionError(f"no PLAY RECAP line for {hostname} in output:\n{output[-3000:]}")
+
+
+def group_by_platform(items):
+    """Mark each test with an ``xdist_group`` named after the platform it runs on.
+
+    With pytest-xdist's ``--dist loadgroup`` (molecule.yml: ``n: 2``) every platform's tests
+    then run in one worker of their own, in collection order: the platforms are verified side
+    by side, and the tests of one platform (which restart its services, re-run its roles and
+    fill its mailboxes) never overlap. Without xdist the marker does nothing.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        host = callspec.params.get("_testinfra_host") if callspec else None
+        backend = getattr(host, "backend", None)
+        if backend is not None:
+            item.add_marker(pytest.mark.xdist_group(backend.get_hostname()))
