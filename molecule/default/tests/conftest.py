@@ -4,8 +4,9 @@ import pytest
 from vmailtest import MailServer, group_by_platform
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """One pytest-xdist worker per platform (see vmailtest.group_by_platform)."""
+    """One pytest-xdist worker per platform (see vmailtest.group_by_platform); before xdist reads the groups."""
     group_by_platform(items)
 
 
