@@ -300,7 +300,10 @@ def test_userdb_returns_each_mailboxs_quota(model, dovecot_version):
     """The SQL userdb gives Dovecot the limit in bytes (0 = unlimited) for every mailbox, active or not."""
     queries = vmail_lookups.dovecot_queries(4, dovecot_version)
     ok(run_module('mail_user', {'email': 'alice@example.com', 'quota': '2M'}))
-    value = lambda email: "'%s'" % pymysql.converters.escape_string(email)
+
+    def value(email):
+        return "'%s'" % pymysql.converters.escape_string(email)
+
     rows = {}
     for email in ('alice@example.com', 'bob@example.com', 'dave@other.example', "x' OR '1'='1"):
         sql = queries['user_query'].replace("'%u'", value(email)).replace("'%{user}'", value(email))

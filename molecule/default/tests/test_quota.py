@@ -82,7 +82,7 @@ def full(host, mail):
     empty_mailbox(host)
     assert queued_to(host, USER) == [], "mail for ivy already waits in the queue"
     accepted, refusals, size = [], [], BIG
-    for _ in range(30):
+    for _attempt in range(30):
         token, msg = filler(size)
         refused = send(mail, msg, [USER])
         if refused:
