@@ -50,8 +50,28 @@ class MailServer:
             self._ca_pem = cert.content_string if cert.exists else None
             self._check_name = False
 
+        self.pass_postscreen()
+
     def port(self, service_port):
         return self.base + service_port
+
+    def pass_postscreen(self):
+        """Let postscreen(8) on port 25 meet this test client once, as a real MTA's first retry would.
+
+        With the deep protocol tests on (postfix_postscreen_deep_protocol_tests), a client seen for
+        the first time is told 450 4.3.2 at RCPT and reaches smtpd on its next connection. Every test
+        that talks to port 25 expects smtpd, so the client goes through that first session here (MAIL
+        and RCPT, no DATA: nothing is sent). A client that has passed reaches smtpd at once, so this
+        session is then an ordinary one, ended before DATA.
+        """
+        try:
+            with smtplib.SMTP("127.0.0.1", self.port(25), local_hostname="client.example.org",
+                              timeout=TIMEOUT) as conn:
+                conn.ehlo()
+                conn.mail("")
+                conn.rcpt(f"postmaster@{self.hostname}")
+        except (smtplib.SMTPException, OSError):
+            pass  # a server that is down is reported by the tests themselves
 
     def users(self):
         """mailsql_users followed by the mailsql_users__* parts, as the mailsql role merges them."""
