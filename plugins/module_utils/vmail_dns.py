@@ -463,3 +463,28 @@ def dns_rrsets(records):
             out.append(index[key])
         index[key]['rdata'].append(record['rdata'])
     return out
+
+
+def dns_result(domain, options, alias_domain=False):
+    """The keys that mail_domain and mail_info return for one domain with the ``dns`` option.
+
+    ``dns_records`` (:func:`dns_records`), ``dns_rrsets`` (:func:`dns_rrsets`)
+    and ``mta_sts_policy`` (:func:`mta_sts_policy`, None when MTA-STS is not
+    enabled). Raises :class:`DnsError` on invalid options.
+    """
+    records = dns_records(domain, options, alias_domain=alias_domain)
+    return dict(dns_records=records, dns_rrsets=dns_rrsets(records), mta_sts_policy=mta_sts_policy(domain, options))
+
+
+def check_options(options):
+    """Validate the ``dns`` option for any domain (mail_info, before anything is read); raise :class:`DnsError`.
+
+    Checks everything :func:`dns_records` checks except what depends on the
+    domain (a selector given twice for the same domain).
+    """
+    options = options or {}
+    for index, key in enumerate(options.get('dkim_keys') or []):
+        if isinstance(key, dict) and key.get('domain'):
+            _host(key['domain'], 'dns.dkim_keys[%d].domain' % index)
+        _dkim_value(key, index)
+    dns_result('example.com', dict(options, dkim_keys=[]))
