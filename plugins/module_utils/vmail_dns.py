@@ -328,17 +328,20 @@ def _dkim_value(key, index):
         raise DnsError('%s must be a dictionary with selector and public_key' % what)
     selector = _selector(key.get('selector'), what)
     raw, tag = _key_text(key.get('public_key'), what)
-    algorithm = key.get('algorithm') or tag or 'rsa'
+    spki_ed25519 = len(raw) == len(_ED25519_SPKI_PREFIX) + _ED25519_KEY_BYTES and raw.startswith(_ED25519_SPKI_PREFIX)
+    algorithm = key.get('algorithm') or tag or ('ed25519' if spki_ed25519 else 'rsa')
     _choice(algorithm, DKIM_ALGORITHMS, '%s: algorithm' % what)
     if tag and tag != algorithm:
         raise DnsError('%s: algorithm is %s but the key text says k=%s' % (what, algorithm, tag))
     if algorithm == 'ed25519':
-        if len(raw) == len(_ED25519_SPKI_PREFIX) + _ED25519_KEY_BYTES and raw.startswith(_ED25519_SPKI_PREFIX):
+        if spki_ed25519:
             raw = raw[len(_ED25519_SPKI_PREFIX):]      # PEM/DER form; RFC 8463 publishes the bare 32 bytes
         if len(raw) != _ED25519_KEY_BYTES:
             raise DnsError('%s: an Ed25519 public key is %d bytes, this one is %d (RFC 8463 section 4.2)'
                            % (what, _ED25519_KEY_BYTES, len(raw)))
     else:
+        if spki_ed25519:
+            raise DnsError('%s: public_key is an Ed25519 key, not an RSA key; set algorithm: ed25519' % what)
         if raw[:1] != b'\x30':
             raise DnsError('%s: public_key is not a DER-encoded RSA public key' % what)
         if len(raw) < _RSA_MIN_DER_BYTES:
