@@ -13,7 +13,7 @@ class ModuleDocFragment(object):
 options:
   dns:
     description:
-      - Compute the DNS records the domain should publish and return them as RV(dns_records) and RV(dns_rrsets)
+      - Compute the DNS records the domain should publish and return them as C(dns_records) and C(dns_rrsets)
         (see the collection's C(docs/dns.md)). Nothing is looked up in DNS or written anywhere; the records are
         computed from these options only, so C(changed) is not affected and check mode returns the same records.
       - Returned records are MX, the SPF TXT record, one DKIM TXT record per key in I(dkim_keys), the DMARC TXT
@@ -138,7 +138,7 @@ options:
       mta_sts:
         description:
           - Given, the MTA-STS record (RFC 8461) C(_mta-sts.<domain>) with C(v=STSv1; id=<id>) is returned, and
-            RV(mta_sts_policy), the policy file text to serve at C(https://mta-sts.<domain>/.well-known/mta-sts.txt).
+            C(mta_sts_policy), the policy file text to serve at C(https://mta-sts.<domain>/.well-known/mta-sts.txt).
           - The web server, its certificate and the C(mta-sts.<domain>) address record are not part of this.
         type: dict
         suboptions:

@@ -303,7 +303,7 @@ def _key_text(text, what):
         tags = {}
         for part in record.split(';'):
             if '=' in part:
-                key, _, value = part.partition('=')
+                key, value = part.split('=', 1)
                 tags[key.strip().lower()] = value
         if 'p' not in tags:
             raise DnsError('%s: public_key has no p= tag' % what)
@@ -390,7 +390,7 @@ def mta_sts_policy(domain, options):
             host = _host(pattern[2:] if wild else pattern, 'dns.mta_sts.mx[%d]' % index)
             hosts.append('*.' + host if wild else host)
     else:
-        hosts = [host for _, host in _mx_hosts((options or {}).get('mx'), domain)]
+        hosts = [entry[1] for entry in _mx_hosts((options or {}).get('mx'), domain)]
     lines = ['version: STSv1', 'mode: ' + mode] + ['mx: ' + h for h in hosts] + ['max_age: %d' % max_age]
     return '\n'.join(lines) + '\n'
 
@@ -415,8 +415,8 @@ def dns_records(domain, options, alias_domain=False):
 
     keys = {}
     for index, key in enumerate(options.get('dkim_keys') or []):
-        if isinstance(key, dict) and key.get('domain') and _host(key['domain'], 'dns.dkim_keys[%d].domain'
-                                                                  % index) != domain:
+        owner = key.get('domain') if isinstance(key, dict) else None
+        if owner and _host(owner, 'dns.dkim_keys[%d].domain' % index) != domain:
             continue
         selector, value = _dkim_value(key, index)
         if selector in keys:

@@ -213,7 +213,7 @@ dns_records:
   elements: dict
   contains:
     type: {description: "The record type: C(MX), C(TXT), C(CNAME) or C(SRV).", type: str, returned: always}
-    name: {description: The owner name, absolute, lowercase A-label form, without the trailing dot., type: str,
+    name: {description: "The owner name: absolute, lowercase A-label form, without the trailing dot.", type: str,
            returned: always}
     value:
       description:

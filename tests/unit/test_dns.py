@@ -77,8 +77,8 @@ def test_mx_priorities_in_list_order_and_explicit():
     records = dns_records('example.com', dict(mx=['a.example.com', {'host': 'b.example.com', 'priority': 5},
                                                   'C.Example.com.']))
     mx = by_name(records, 'example.com', 'MX')
-    assert [(r['priority'], r['value']) for r in mx] == [(5, 'b.example.com'), (10, 'a.example.com'),
-                                                          (30, 'c.example.com')]
+    expected = [(5, 'b.example.com'), (10, 'a.example.com'), (30, 'c.example.com')]
+    assert [(r['priority'], r['value']) for r in mx] == expected
     assert mx[0]['rdata'] == '5 b.example.com.'
 
 
