@@ -15,6 +15,8 @@ from test_mail_accounts import failed, ok
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
+
+
 def users(db):
     return dict((r['email'], (r['quota'], r['active'])) for r in db.query('SELECT email, quota, active FROM virtual_users'))
 
