@@ -21,6 +21,13 @@ description:
     added by M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module
     keeps working without them, and setting one of them fails naming migration 4; nothing is written.
   - An option that is not set leaves the stored value alone (a new domain gets the column default).
+  - With I(dns) (and I(state=present); it is ignored with I(state=absent)) the module also returns the DNS records
+    the domain should publish (RV(dns_records), RV(dns_rrsets), RV(mta_sts_policy)); computing them writes nothing
+    and does not change C(changed). Invalid I(dns) options fail before the database is read. For an alias domain
+    (I(alias_of), or the stored value when it is not set) the MX, SPF, DKIM, DMARC, MTA-STS and TLS-RPT records are
+    returned, since mail to it reaches the same servers and may be signed and sent as it; the I(dns.autoconfig)
+    records are not, since nobody signs in with its addresses. In check mode the records of a domain that would be
+    created are returned too.
 options:
   name:
     description:
@@ -82,6 +89,7 @@ options:
     version_added: "0.3.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
+  - vmail.mailserver.vmail_dns
 author:
   - vmail.mailserver developers (@vmail)
 seealso:
@@ -122,6 +130,30 @@ EXAMPLES = r'''
     name: old.example
     active: false
     config_file: /etc/vmail/mailsql-admin.cnf
+
+- name: A domain and the DNS records it should publish (see docs/dns.md to send them to a DNS server)
+  vmail.mailserver.mail_domain:
+    name: example.com
+    config_file: /etc/vmail/mailsql-admin.cnf
+    dns:
+      mx: [mail.example.com]
+      spf:
+        mechanisms: ["ip6:2001:db8::25"]
+      dkim_keys: "{{ rspamd_dkim_dns_keys | default([]) }}"   # keys of other domains are skipped
+      dmarc:
+        policy: quarantine
+        rua: [dmarc-reports@example.com]
+      mta_sts:
+        mode: testing
+      tls_rpt:
+        rua: [tls-reports@example.com]
+      autoconfig: {}
+  register: domain
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ item.name }} {{ item.type }} {{ item.rdata }}"
+  loop: "{{ domain.dns_records }}"
 
 - name: Remove a domain together with its mailboxes and aliases (mail on disk stays)
   vmail.mailserver.mail_domain:
@@ -172,6 +204,68 @@ alias_of:
   type: str
   sample: example.com
   version_added: "0.3.0"
+dns_records:
+  description:
+    - The DNS records the domain should publish, in the order MX (by priority), SPF, DKIM (by selector), DMARC,
+      MTA-STS, TLS-RPT, autoconfig CNAME, SRV. See I(dns) and C(docs/dns.md).
+  returned: when I(dns) is given and I(state=present)
+  type: list
+  elements: dict
+  contains:
+    type: {description: "The record type: C(MX), C(TXT), C(CNAME) or C(SRV).", type: str, returned: always}
+    name: {description: "The owner name: absolute, lowercase A-label form, without the trailing dot.", type: str,
+           returned: always}
+    value:
+      description:
+        - The value; the text of a TXT record (unquoted, in one piece however long), the host name of an MX or
+          CNAME record (without the trailing dot), C(priority weight port target) of an SRV record.
+      type: str
+      returned: always
+    rdata:
+      description:
+        - The value in zone file presentation form, as C(nsupdate) and zone files take it; host names end with a
+          dot, TXT text is given as quoted strings of at most 255 bytes each.
+      type: str
+      returned: always
+    priority: {description: The MX or SRV priority., type: int, returned: for MX and SRV records}
+    value_chunks:
+      description: The TXT text split into strings of at most 255 bytes (RFC 1035 section 3.3, RFC 7208 section 3.3),
+        for DNS interfaces that want the strings of a long record separately; one string for a short record.
+      type: list
+      elements: str
+      returned: for TXT records
+    weight: {description: The SRV weight., type: int, returned: for SRV records}
+    port: {description: The SRV port., type: int, returned: for SRV records}
+    target: {description: The SRV target host (without the trailing dot)., type: str, returned: for SRV records}
+  sample: [{"type": "MX", "name": "example.com", "value": "mail.example.com", "priority": 10,
+            "rdata": "10 mail.example.com."},
+           {"type": "TXT", "name": "example.com", "value": "v=spf1 mx -all", "value_chunks": ["v=spf1 mx -all"],
+            "rdata": "\"v=spf1 mx -all\""},
+           {"type": "TXT", "name": "_dmarc.example.com", "value": "v=DMARC1; p=quarantine",
+            "value_chunks": ["v=DMARC1; p=quarantine"], "rdata": "\"v=DMARC1; p=quarantine\""}]
+  version_added: "0.3.0"
+dns_rrsets:
+  description:
+    - RV(dns_records) grouped by name and type, in the same order. DNS update interfaces such as
+      C(community.general.nsupdate) replace all records of a name and type at once, so each element is one update.
+  returned: when I(dns) is given and I(state=present)
+  type: list
+  elements: dict
+  contains:
+    name: {description: The owner name (no trailing dot)., type: str, returned: always}
+    type: {description: The record type., type: str, returned: always}
+    rdata: {description: The RV(dns_records) C(rdata) values of this name and type., type: list, elements: str,
+            returned: always}
+  sample: [{"name": "example.com", "type": "MX", "rdata": ["10 mail.example.com."]}]
+  version_added: "0.3.0"
+mta_sts_policy:
+  description:
+    - The MTA-STS policy file (RFC 8461 section 3.2) to serve at C(https://mta-sts.<domain>/.well-known/mta-sts.txt);
+      its SHA-256 gives the default id of the C(_mta-sts) record. Null when I(dns.mta_sts) is not given or disabled.
+  returned: when I(dns) is given and I(state=present)
+  type: str
+  sample: "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 604800\n"
+  version_added: "0.3.0"
 diff:
   description:
     - Before and after state of the domain, when run with C(--diff); with schema version 4 also C(active),
@@ -185,6 +279,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_dns
 
 
 def main():
@@ -196,6 +291,7 @@ def main():
         active=dict(type='bool'),
         default_quota=dict(type='raw'),
         alias_of=dict(type='str'),
+        dns=vmail_dns.dns_argument_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     accounts.require_libraries(module, passlib=False)
@@ -206,6 +302,12 @@ def main():
     except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
     name, key = entry['name'], accounts.fold(entry['name'])
+    want_dns = p['dns'] is not None and p['state'] == accounts.PRESENT
+    if want_dns:
+        try:  # before the database is touched: bad DNS options fail with nothing written
+            vmail_dns.dns_result(name, p['dns'])
+        except vmail_dns.DnsError as exc:
+            module.fail_json(msg=str(exc))
 
     def work(cursor, widths):
         targets = [entry['alias_of']] if entry['alias_of'] else []
@@ -225,6 +327,8 @@ def main():
             result.update(final)
             if not (module.check_mode and change is not None and change['action'] == accounts.CREATE):
                 result['id'] = outcome.domain_ids.get(key)
+            if want_dns:
+                result.update(vmail_dns.dns_result(name, p['dns'], alias_domain=final.get('alias_of') is not None))
         else:
             result.update(mailboxes_removed=change['users'] if change else 0,
                           aliases_removed=change['aliases'] if change else 0)

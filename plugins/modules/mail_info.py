@@ -24,6 +24,10 @@ description:
     C(vmail_quota_usage)) and last login (as Dovecot's C(last_login) plugin writes it into C(vmail_last_login)),
     and each domain's C(active), C(default_quota) and C(alias_of). On an older database (version 3 or the guide's
     literal schema) those keys are left out, and I(inactive_days) fails naming migration 4.
+  - With I(dns), each element of RV(domains) also holds the DNS records that domain should publish (C(dns_records),
+    C(dns_rrsets), C(mta_sts_policy), as M(vmail.mailserver.mail_domain) returns them); alias domains get no
+    I(dns.autoconfig) records. I(dns) needs I(format=summary); invalid I(dns) options fail before the database is
+    read.
   - Never changes anything; C(check_mode) is supported.
 options:
   format:
@@ -58,6 +62,7 @@ options:
     version_added: "0.3.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
+  - vmail.mailserver.vmail_dns
 attributes:
   check_mode:
     support: full
@@ -110,6 +115,21 @@ EXAMPLES = r'''
     config_file: /etc/vmail/mailsql-admin.cnf
   loop: "{{ stale.inactive }}"
 
+- name: The DNS records of every domain, DKIM keys from the rspamd role (each applies to its domain)
+  vmail.mailserver.mail_info:
+    config_file: /etc/vmail/mailsql-admin.cnf
+    dns:
+      mx: [mail.example.com]
+      dkim_keys: "{{ rspamd_dkim_dns_keys }}"
+      dmarc:
+        rua: [dmarc-reports@example.com]
+  register: mail_dns
+
+- name: Print them as zone file lines
+  ansible.builtin.debug:
+    msg: "{{ item.1.name }}. IN {{ item.1.type }} {{ item.1.rdata }}"
+  loop: "{{ mail_dns.domains | subelements('dns_records') }}"
+
 - name: Mailboxes above 90 % of their quota
   ansible.builtin.debug:
     msg: "{{ item.email }}: {{ item.usage_bytes }} of {{ item.quota }} bytes"
@@ -141,6 +161,25 @@ domains:
         - With I(format=accounts) only present for alias domains.
       type: str
       returned: with schema version 4
+    dns_records:
+      description:
+        - The DNS records the domain should publish, each with C(type), C(name), C(value), C(rdata) and, by type,
+          C(priority), C(value_chunks), C(weight), C(port), C(target); the same list as RV(vmail.mailserver.mail_domain#module:dns_records).
+      type: list
+      elements: dict
+      returned: when I(dns) is given
+      version_added: "0.3.0"
+    dns_rrsets:
+      description: C(dns_records) grouped by name and type (C(name), C(type), C(rdata) a list), one element per DNS update.
+      type: list
+      elements: dict
+      returned: when I(dns) is given
+      version_added: "0.3.0"
+    mta_sts_policy:
+      description: The MTA-STS policy file text; null when I(dns.mta_sts) is not given or disabled.
+      type: str
+      returned: when I(dns) is given
+      version_added: "0.3.0"
   sample: [{"name": "example.com", "id": 1, "mailboxes": 2, "aliases": 1, "active": true, "default_quota": 0,
             "alias_of": null}]
 mailboxes:
@@ -233,6 +272,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import AddressError, normalize_domain
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_dns
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_info as info
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
@@ -287,7 +327,8 @@ def main():
     argument_spec = vmail_db_argument_spec()
     argument_spec.update(domain=dict(type='list', elements='str', default=[]),
                          format=dict(type='str', default='summary', choices=['summary', 'accounts']),
-                         inactive_days=dict(type='int'))
+                         inactive_days=dict(type='int'),
+                         dns=vmail_dns.dns_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     accounts.require_libraries(module)
     days = module.params['inactive_days']
@@ -297,6 +338,14 @@ def main():
         wanted = sorted(set(normalize_domain(d) for d in module.params['domain']))
     except AddressError as exc:
         module.fail_json(msg=str(exc))
+    dns = module.params['dns']
+    if dns is not None:
+        if module.params['format'] != 'summary':
+            module.fail_json(msg='dns needs format=summary (the format=accounts structure has no place for records)')
+        try:
+            vmail_dns.check_options(dns)
+        except vmail_dns.DnsError as exc:
+            module.fail_json(msg=str(exc))
 
     def work(cursor, widths):
         all_domains, all_users, all_aliases, columns = info.read_rows(cursor, widths)
@@ -332,6 +381,8 @@ def main():
             counts = per_domain.get(d['name'], {'mailboxes': 0, 'aliases': 0})
             entry = dict(name=d['name'], id=d['id'], mailboxes=counts['mailboxes'], aliases=counts['aliases'])
             entry.update(info.domain_details(d, all_names, columns))
+            if dns is not None:
+                entry.update(domain_dns(module, d['name'], dns, entry.get('alias_of') is not None))
             out.append(entry)
         found = set(d['name'] for d in domains)
         missing = [w for w in wanted if w not in found]
@@ -349,6 +400,19 @@ def main():
                     missing_domains=missing, **extra)
 
     run_and_exit(module, work, write=False)
+
+
+def domain_dns(module, name, dns, alias_domain):
+    """The DNS keys of one reported domain; a stored name that is no DNS name gets none, with a warning."""
+    try:
+        normalize_domain(name)
+    except AddressError as exc:
+        module.warn('no DNS records for the stored domain %r: %s' % (name, exc))
+        return dict(dns_records=[], dns_rrsets=[], mta_sts_policy=None)
+    try:
+        return vmail_dns.dns_result(name, dns, alias_domain=alias_domain)
+    except vmail_dns.DnsError as exc:
+        module.fail_json(msg='%s: %s' % (name, exc))
 
 
 def module_time():

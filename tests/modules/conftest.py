@@ -118,6 +118,18 @@ def db():
     helper.conn.close()
 
 
+ROOT_LOGIN = dict(login_unix_socket=SOCKET, login_user='root', login_password=ROOT_PW, login_db=DB,
+                  config_file='/nonexistent.cnf')
+
+
+@pytest.fixture
+def db4(db):
+    """The test database migrated to schema version 4 (the account model) by mail_schema."""
+    r = run_module('mail_schema', dict(ROOT_LOGIN), login=False)
+    assert r.rc == 0 and r['version'] == 4, r
+    return db
+
+
 def login_args(**over):
     """Connection arguments for the admin account over the unix socket."""
     args = dict(login_unix_socket=SOCKET, login_user=ADMIN_USER, login_password=ADMIN_PW, config_file='/nonexistent.cnf')

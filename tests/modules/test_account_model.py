@@ -10,21 +10,11 @@ import time
 
 import pytest
 
-from conftest import DB, ROOT_PW, SOCKET, run_module
+from conftest import run_module
 from test_mail_accounts import failed, ok
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
-ROOT = dict(login_unix_socket=SOCKET, login_user='root', login_password=ROOT_PW, login_db=DB,
-            config_file='/nonexistent.cnf')
-
-
-@pytest.fixture
-def db4(db):
-    """The test database migrated to schema version 4 by mail_schema."""
-    r = run_module('mail_schema', dict(ROOT), login=False)
-    assert r.rc == 0 and r['version'] == 4, r
-    return db
 
 
 def users(db):
