@@ -224,8 +224,14 @@ def group_by_platform(items):
     fill its mailboxes) never overlap. Without xdist the marker does nothing.
     """
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        host = callspec.params.get("_testinfra_host") if callspec else None
-        backend = getattr(host, "backend", None)
-        if backend is not None:
-            item.add_marker(pytest.mark.xdist_group(backend.get_hostname()))
+        name = platform_of(item)
+        if name:
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+def platform_of(item):
+    """The name of the testinfra host a collected test runs on ("" when it has none)."""
+    callspec = getattr(item, "callspec", None)
+    host = callspec.params.get("_testinfra_host") if callspec else None
+    backend = getattr(host, "backend", None)
+    return backend.get_hostname() if backend is not None else ""
