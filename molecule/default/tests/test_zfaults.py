@@ -64,14 +64,27 @@ def test_database_down_defers_and_delivers_exactly_once(host, mail):
     assert not bounces, bounces
 
 
+def _close_quietly(smtp):
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
 def _send_with_retry(mail, msg, deadline):
     """Send like an MTA would: retry on temporary errors and dropped connections."""
     while time.time() < deadline:
         try:
-            with mail.smtp(25) as smtp:
+            smtp = mail.smtp(25)
+            try:
                 refused = smtp.send_message(msg)
-                if not refused:
-                    return True
+            finally:
+                _close_quietly(smtp)
+            # The 250 after DATA is the server taking responsibility (RFC 5321
+            # 6.1); what happens to QUIT afterwards (a 421 or a reset while the
+            # service restarts) must not make us send the message a second time.
+            if not refused:
+                return True
         except smtplib.SMTPRecipientsRefused as exc:
             if any(code >= 500 for code, _msg in exc.recipients.values()):
                 raise
