@@ -2,9 +2,10 @@
 # Run every test of vmail.mailserver (what `make test` and .ci/run call).
 # Stages: sanity (ansible-test + ansible-doc), module tests against a throwaway
 # MariaDB, ansible-lint (production profile), galaxy-importer on the built
-# tarball, Molecule scenarios default and adopt on Debian 12 and 13.
-# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt" selects stages;
-# VMAIL_TEST_PARALLEL=0 runs the two Molecule scenarios one after the other.
+# tarball, Molecule scenarios default and adopt on Debian 12 and 13, and the
+# scale-out scenario cluster (Galera + two mail nodes) on Debian 12.
+# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt cluster" selects stages;
+# VMAIL_TEST_PARALLEL=0 runs every stage one after the other.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 venv="${VENV:-.venv}"
@@ -13,7 +14,7 @@ export ANSIBLE_COLLECTIONS_PATH="$PWD/.cache/collections:${HOME}/.ansible/collec
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1
 
-stages=${VMAIL_TEST_STAGES:-sanity modules lint galaxy molecule adopt}
+stages=${VMAIL_TEST_STAGES:-sanity modules lint galaxy molecule adopt cluster}
 passed=0
 failed=0
 failed_names=()
@@ -35,26 +36,17 @@ run_stage() {
   seconds[$name]=$((SECONDS - start))
 }
 
-# The two Molecule scenarios share nothing (own containers, ports and
+# The Molecule scenarios share nothing (own containers, ports, networks and
 # ephemeral directories) and spend most of their time waiting on the
-# containers, so they run side by side unless VMAIL_TEST_PARALLEL=0. Each
-# writes its own log, printed whole when both are done.
+# containers, so they start first and run side by side, in the background,
+# while the quick stages run in the foreground (VMAIL_TEST_PARALLEL=0: all
+# one after the other). The adopt and cluster scenarios run one after the
+# other in one background lane, beside the default scenario's (two cores:
+# three converges at once cost more than they save). Each writes its own
+# log, printed whole when all are done.
 parallel=${VMAIL_TEST_PARALLEL:-1}
 bg_names=()
 logdir=.cache/test-logs
-
-start_bg() {
-  local name=$1; shift
-  mkdir -p "$logdir"
-  echo
-  echo "===== stage: $name ($*) started alongside the other Molecule scenario (log: $logdir/$name.log)"
-  (
-    start=$SECONDS
-    if "$@" >"$logdir/$name.log" 2>&1; then result=passed; else result=FAILED; fi
-    echo "$result $((SECONDS - start))" >"$logdir/$name.status"
-  ) &
-  bg_names+=("$name")
-}
 
 finish_bg() {
   [ ${#bg_names[@]} -gt 0 ] || return 0
@@ -76,27 +68,61 @@ finish_bg() {
   done
 }
 
-molecule_stage() {
-  local name=$1; shift
-  if [ "$parallel" != 0 ] && [[ " $stages " == *" molecule "* ]] && [[ " $stages " == *" adopt "* ]]; then
-    start_bg "$name" "$@"
-  else
-    run_stage "$name" "$@"
-  fi
+# A lane: stages run one after the other in the background.
+start_lane() {
+  local stage name
+  for stage in "$@"; do
+    bg_names+=("$stage")
+  done
+  mkdir -p "$logdir"
+  (
+    for name in "$@"; do
+      start=$SECONDS
+      if molecule test -s "$(scenario_of "$name")" >"$logdir/$name.log" 2>&1; then result=passed; else result=FAILED; fi
+      echo "$result $((SECONDS - start))" >"$logdir/$name.status"
+    done
+  ) &
+  echo
+  echo "===== stages: $* started in the background (logs: $logdir/<stage>.log)"
+}
+
+scenario_of() {
+  case "$1" in
+    molecule) echo default ;;
+    *) echo "$1" ;;
+  esac
+}
+
+is_molecule() {
+  case "$1" in molecule | adopt | cluster) return 0 ;; *) return 1 ;; esac
 }
 
 lint() {
   ansible-lint --profile production && python scripts/gen-vars-doc.py --check
 }
 
+if [ "$parallel" != 0 ]; then
+  lane1=() lane2=()
+  for stage in $stages; do
+    case "$stage" in
+      molecule) lane1+=("$stage") ;;
+      adopt | cluster) lane2+=("$stage") ;;
+    esac
+  done
+  [ ${#lane1[@]} -eq 0 ] || start_lane "${lane1[@]}"
+  [ ${#lane2[@]} -eq 0 ] || start_lane "${lane2[@]}"
+fi
+
 for stage in $stages; do
+  if is_molecule "$stage"; then
+    [ "$parallel" != 0 ] || run_stage "$stage" molecule test -s "$(scenario_of "$stage")"
+    continue
+  fi
   case "$stage" in
     sanity) run_stage sanity scripts/sanity.sh ;;
     modules) run_stage modules scripts/test-modules.sh ;;
     lint) run_stage lint lint ;;
     galaxy) run_stage galaxy scripts/galaxy-import.sh ;;
-    molecule) molecule_stage molecule molecule test -s default ;;
-    adopt) molecule_stage adopt molecule test -s adopt ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done
