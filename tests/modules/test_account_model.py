@@ -135,6 +135,24 @@ def test_alias_domain_lifecycle(db4):
     assert set(domains(db4)) == {'example.org'}
 
 
+@pytest.mark.parametrize('module, args, message', [
+    ('mail_domain', {'name': 'example.org', 'default_quota': -1}, 'default_quota must not be negative'),
+    ('mail_domain', {'name': 'example.com', 'default_quota': '-2G'}, 'default_quota must not be negative'),
+    ('mail_domain', {'name': 'example.org', 'default_quota': 'lots'}, 'is not a number of bytes'),
+    ('mail_domain', {'name': 'example.org', 'active': 'maybe'}, 'active'),
+    ('mail_user', {'email': 'a@example.com', 'password': 'pw', 'active': 'maybe'}, 'active'),
+    ('mail_user', {'email': 'a@example.com', 'password': 'pw', 'quota': '-1'}, 'must not be negative'),
+    ('mail_accounts', {'domains': [{'name': 'example.org', 'default_quota': -1}]}, 'default_quota must not be negative'),
+    ('mail_accounts', {'domains': [{'name': 'example.org', 'alias_of': 'example.org'}]}, 'alias domain of itself'),
+], ids=lambda v: v if isinstance(v, str) and ' ' not in v else None)
+def test_bad_model_values_write_nothing(db4, module, args, message):
+    """Negative or unparsable quotas and non-boolean flags fail on every module, the database untouched."""
+    db4.add_domain('example.com')
+    before = db4.snapshot()
+    failed(run_module(module, args), message)
+    assert db4.snapshot() == before
+
+
 # ---------------------------------------------------------------- mail_alias active
 
 def test_alias_active(db4):
