@@ -65,7 +65,7 @@ options:
         server's certificate. Setting it enables TLS with verification (the connection fails
         when the server offers no TLS or a certificate not signed by this CA); the mailsql role
         exports the CA of its server certificates as C(mailsql__tls_ca_cert).
-      - Not set (and no I(client_cert)): no TLS, suitable only for a local server.
+      - Without it (and without I(client_cert)) the connection is plain, suitable only for a local server.
     type: path
     aliases: [ ssl_ca ]
   client_cert:
