@@ -14,10 +14,18 @@ class ModuleDocFragment(object):
 options:
   login_host:
     description:
-      - Host running the database server.
+      - Host running the database server, or a list of hosts (for example every node of a
+        Galera cluster). A single host name keeps working as before.
+      - The hosts are tried in the order given. The next one is tried when a host cannot be
+        reached or does not serve (connection refused or timed out after I(connect_timeout),
+        TLS handshake or certificate failure, too many connections, shutdown in progress, and,
+        with several hosts, a node that does not answer C(SELECT 1), such as a Galera node outside
+        the primary component). An answer about the account (access denied, unknown database)
+        ends the module at once. When every host fails, the error names all of them.
       - When neither this nor I(login_unix_socket) is set, the C(host) or C(socket) entry of
         I(config_file) is used, and then C(localhost) (a TCP connection).
-    type: str
+    type: list
+    elements: str
   login_port:
     description:
       - TCP port of the database server.
@@ -53,7 +61,11 @@ options:
     type: str
   ca_cert:
     description:
-      - CA certificate (PEM) used to verify the server certificate. Setting it enables TLS.
+      - Path of a CA certificate file (PEM) on the managed host used to verify the database
+        server's certificate. Setting it enables TLS with verification (the connection fails
+        when the server offers no TLS or a certificate not signed by this CA); the mailsql role
+        exports the CA of its server certificates as C(mailsql__tls_ca_cert).
+      - Without it (and without I(client_cert)) the connection is plain, suitable only for a local server.
     type: path
     aliases: [ ssl_ca ]
   client_cert:
@@ -68,9 +80,11 @@ options:
     aliases: [ ssl_key ]
   check_hostname:
     description:
-      - Whether to check that the server certificate matches I(login_host). Only used with TLS.
-      - When not set, the PyMySQL default applies (checked when I(ca_cert) is set).
+      - Whether to check that the server certificate names the host connected to (each entry of
+        I(login_host)). Only used with TLS (I(ca_cert)); the certificate chain is verified either way.
+      - Set C(false) only when the servers are reached under names their certificates do not carry.
     type: bool
+    default: true
   connect_timeout:
     description:
       - Connection timeout in seconds.

@@ -42,12 +42,22 @@ ER_DUP_ENTRY = 1062
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
 RETRYABLE = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+# Errors after which connect() tries the next login_host: the server cannot be reached
+# or does not serve (client errors 2000-2999 such as 2003 "Can't connect", which PyMySQL
+# also raises for a TLS handshake or certificate failure; 1040 too many connections;
+# 1053 shutdown in progress; 1047 a Galera node that is not part of the primary component).
+# An answer from the server about the account (1045 access denied, 1044, 1049) is not:
+# every node of a cluster would give the same one.
+ER_CON_COUNT = 1040
+ER_UNKNOWN_COM = 1047
+ER_SERVER_SHUTDOWN = 1053
+FAILOVER_ERRORS = (ER_CON_COUNT, ER_UNKNOWN_COM, ER_SERVER_SHUTDOWN)
 
 
 def vmail_db_argument_spec():
     """Return the connection argument spec shared by all account modules (see the vmail_db doc fragment)."""
     return dict(
-        login_host=dict(type='str'),
+        login_host=dict(type='list', elements='str'),
         login_port=dict(type='int'),
         login_user=dict(type='str'),
         login_password=dict(type='str', no_log=True),
@@ -57,7 +67,7 @@ def vmail_db_argument_spec():
         ca_cert=dict(type='path', aliases=['ssl_ca']),
         client_cert=dict(type='path', aliases=['ssl_cert']),
         client_key=dict(type='path', aliases=['ssl_key']),
-        check_hostname=dict(type='bool'),
+        check_hostname=dict(type='bool', default=True),
         connect_timeout=dict(type='int', default=30),
     )
 
@@ -97,7 +107,11 @@ def read_option_file(path):
 
 
 def connection_params(params):
-    """Merge module options over the option file; return (kwargs for pymysql.connect, description)."""
+    """Merge module options over the option file; return (list of kwargs for pymysql.connect, description).
+
+    The list holds one entry per host of ``login_host`` (in order; connect() tries them so),
+    or a single entry for a unix socket or a host from the option file.
+    """
     cnf = read_option_file(params['config_file']) if params.get('config_file') else {}
     kwargs = dict(charset='utf8mb4', autocommit=False, connect_timeout=params.get('connect_timeout') or 30,
                   cursorclass=pymysql.cursors.DictCursor)
@@ -109,43 +123,81 @@ def connection_params(params):
         kwargs['password'] = password
     kwargs['database'] = params.get('login_db') or cnf.get('database') or DEFAULT_DB
     socket = params.get('login_unix_socket')
-    host = params.get('login_host')
-    if socket is None and host is None:
+    hosts = params.get('login_host')
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    hosts = [h.strip() for h in (hosts or []) if h and h.strip()]
+    if socket is None and not hosts:
         socket = cnf.get('socket')
-        host = cnf.get('host')
-    if socket:
-        kwargs['unix_socket'] = os.path.expanduser(socket)
-        where = socket
-    else:
-        kwargs['host'] = host or 'localhost'
-        port = params.get('login_port') or cnf.get('port') or 3306
-        try:
-            kwargs['port'] = int(port)
-        except ValueError:
-            raise VmailDbError('invalid port %r in config_file' % port)
-        where = '%s:%s' % (kwargs['host'], kwargs['port'])
+        hosts = [cnf['host']] if cnf.get('host') else []
     ssl = {}
     for opt, key in (('ca_cert', 'ca'), ('client_cert', 'cert'), ('client_key', 'key')):
         if params.get(opt):
             ssl[key] = params[opt]
     if ssl:
-        if params.get('check_hostname') is not None:
-            ssl['check_hostname'] = params['check_hostname']
+        ssl['check_hostname'] = params.get('check_hostname') is not False
         kwargs['ssl'] = ssl
-    return kwargs, 'database %r on %s as %r' % (kwargs['database'], where, user)
+    if socket:
+        kwargs['unix_socket'] = os.path.expanduser(socket)
+        return [kwargs], 'database %r on %s as %r' % (kwargs['database'], socket, user)
+    port = params.get('login_port') or cnf.get('port') or 3306
+    try:
+        port = int(port)
+    except ValueError:
+        raise VmailDbError('invalid port %r in config_file' % port)
+    candidates = [dict(kwargs, host=host, port=port) for host in (hosts or ['localhost'])]
+    where = ', '.join('%s:%s' % (c['host'], port) for c in candidates)
+    return candidates, 'database %r on %s as %r' % (kwargs['database'], where, user)
+
+
+def is_failover_error(exc):
+    """True when ``exc`` (a PyMySQL error) means: this server cannot be used, try the next one."""
+    code = error_code(exc)
+    return code is None or 2000 <= code < 3000 or code in FAILOVER_ERRORS
+
+
+def open_first(candidates):
+    """Connect to the first of ``candidates`` (pymysql.connect kwargs) that serves; return (connection, host).
+
+    A server that cannot be reached (or, with several candidates, does not answer
+    ``SELECT 1``, e.g. a Galera node outside the primary component) is skipped;
+    any other error (access denied, unknown database) is raised at once. When every
+    candidate fails, the last error is raised.
+    """
+    last = None
+    for kwargs in candidates:
+        try:
+            conn = pymysql.connect(**kwargs)
+        except pymysql.err.MySQLError as exc:
+            if not is_failover_error(exc):
+                raise
+            last = exc
+            continue
+        if len(candidates) > 1:
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute('SELECT 1')
+            except pymysql.err.MySQLError as exc:
+                conn.close()
+                if not is_failover_error(exc):
+                    raise
+                last = exc
+                continue
+        return conn, kwargs.get('host', kwargs.get('unix_socket'))
+    raise last
 
 
 def connect(module):
-    """Open a connection for ``module`` or fail with a clear message."""
+    """Open a connection for ``module`` (first reachable login_host) or fail with a clear message."""
     if not HAS_PYMYSQL:
         module.fail_json(msg=missing_required_lib('PyMySQL (Debian package python3-pymysql)'),
                          exception=PYMYSQL_IMPORT_ERROR)
     try:
-        kwargs, where = connection_params(module.params)
+        candidates, where = connection_params(module.params)
     except VmailDbError as exc:
         module.fail_json(msg=str(exc))
     try:
-        conn = pymysql.connect(**kwargs)
+        conn = open_first(candidates)[0]
     except pymysql.err.MySQLError as exc:
         module.fail_json(msg='Unable to connect to %s: %s' % (where, describe_error(exc)))
     except (OSError, ValueError) as exc:

@@ -265,6 +265,17 @@ def test_ansible_adhoc_check_diff_and_no_log(db):
     assert rc == 0 and 'SUCCESS' in out, out
 
 
+def test_login_host_list_fails_over(db):
+    # 127.0.0.2 refuses at once (the test server listens on 127.0.0.1 only): the next host answers.
+    db.add_domain('example.com')
+    r = ok(run_module('mail_info', {'login_unix_socket': None, 'login_host': ['127.0.0.2', '127.0.0.1'],
+                                    'login_port': PORT, 'connect_timeout': 5}))
+    assert r['counts']['domains'] == 1
+    r = run_module('mail_info', {'login_unix_socket': None, 'login_host': ['127.0.0.2', '127.0.0.3'],
+                                 'login_port': PORT, 'connect_timeout': 5})
+    assert r.get('failed') and '127.0.0.2:%d, 127.0.0.3:%d' % (PORT, PORT) in r['msg'], r
+
+
 def test_config_file(db, tmp_path):
     db.add_domain('example.com')
     cnf = tmp_path / 'admin.cnf'

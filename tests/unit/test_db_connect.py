@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+"""Unit tests of the connection options of the account modules: several login_host values, TLS, failover order."""
+
+import pymysql
+import pytest
+
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_db
+
+
+def params(**kw):
+    base = dict(login_host=None, login_port=None, login_user='mailadmin', login_password='pw', login_unix_socket=None,
+                config_file=None, login_db=None, ca_cert=None, client_cert=None, client_key=None, check_hostname=True,
+                connect_timeout=5)
+    base.update(kw)
+    return base
+
+
+def test_one_host_as_string_keeps_working():
+    candidates, where = vmail_db.connection_params(params(login_host='db1.example'))
+    assert [(c['host'], c['port']) for c in candidates] == [('db1.example', 3306)]
+    assert 'ssl' not in candidates[0]
+    assert "db1.example:3306" in where
+
+
+def test_hosts_in_order_with_port_and_tls():
+    candidates, where = vmail_db.connection_params(params(login_host=['db2.example', 'db1.example', 'db3.example'],
+                                                          login_port=3307, ca_cert='/etc/vmail/db-ca.pem'))
+    assert [c['host'] for c in candidates] == ['db2.example', 'db1.example', 'db3.example']
+    assert {c['port'] for c in candidates} == {3307}
+    for c in candidates:
+        assert c['ssl'] == {'ca': '/etc/vmail/db-ca.pem', 'check_hostname': True}
+        assert c['user'] == 'mailadmin' and c['database'] == 'mailserver'
+    assert where.index('db2.example') < where.index('db1.example') < where.index('db3.example')
+
+
+def test_check_hostname_off_and_default_on():
+    c = vmail_db.connection_params(params(login_host=['h'], ca_cert='/ca.pem', check_hostname=False))[0][0]
+    assert c['ssl'] == {'ca': '/ca.pem', 'check_hostname': False}
+    c = vmail_db.connection_params(params(login_host=['h'], ca_cert='/ca.pem', check_hostname=None))[0][0]
+    assert c['ssl']['check_hostname'] is True
+
+
+def test_socket_wins_and_defaults():
+    candidates, _ = vmail_db.connection_params(params(login_host=['h1', 'h2'], login_unix_socket='/run/mysqld/mysqld.sock'))
+    assert len(candidates) == 1 and candidates[0]['unix_socket'] == '/run/mysqld/mysqld.sock' and 'host' not in candidates[0]
+    candidates, _ = vmail_db.connection_params(params())
+    assert [(c['host'], c['port']) for c in candidates] == [('localhost', 3306)]
+
+
+def test_option_file_host(tmp_path):
+    cnf = tmp_path / 'my.cnf'
+    cnf.write_text('[client]\nhost = db9.example\nport = 3310\n')
+    candidates, _ = vmail_db.connection_params(params(config_file=str(cnf)))
+    assert [(c['host'], c['port']) for c in candidates] == [('db9.example', 3310)]
+
+
+class FakeCursor(object):
+    def __init__(self, error=None):
+        self.error = error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, query):
+        if self.error:
+            raise self.error
+
+
+class FakeConn(object):
+    def __init__(self, host, probe_error=None):
+        self.host = host
+        self.probe_error = probe_error
+        self.closed = False
+
+    def cursor(self):
+        return FakeCursor(self.probe_error)
+
+    def close(self):
+        self.closed = True
+
+
+def fake_connect(behaviour, calls):
+    """pymysql.connect replacement: behaviour maps host -> exception to raise, or a FakeConn."""
+    def connect(**kwargs):
+        calls.append(kwargs['host'])
+        result = behaviour.get(kwargs['host'])
+        if isinstance(result, Exception):
+            raise result
+        return result or FakeConn(kwargs['host'])
+    return connect
+
+
+def candidates(*hosts):
+    return [dict(host=h, port=3306) for h in hosts]
+
+
+def test_failover_on_connection_errors(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pymysql, 'connect', fake_connect({
+        'db1': pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'db1'"),
+        'db2': pymysql.err.OperationalError(1040, 'Too many connections'),
+    }, calls))
+    conn, host = vmail_db.open_first(candidates('db1', 'db2', 'db3', 'db4'))
+    assert host == 'db3' and conn.host == 'db3'
+    assert calls == ['db1', 'db2', 'db3']
+
+
+def test_no_failover_on_access_denied(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pymysql, 'connect', fake_connect({
+        'db1': pymysql.err.OperationalError(2013, 'Lost connection'),
+        'db2': pymysql.err.OperationalError(1045, "Access denied for user 'mailadmin'"),
+    }, calls))
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        vmail_db.open_first(candidates('db1', 'db2', 'db3'))
+    assert err.value.args[0] == 1045
+    assert calls == ['db1', 'db2']
+
+
+def test_galera_node_outside_primary_component_is_skipped(monkeypatch):
+    calls = []
+    stale = FakeConn('db1', probe_error=pymysql.err.OperationalError(1047, 'WSREP has not yet prepared node'))
+    monkeypatch.setattr(pymysql, 'connect', fake_connect({'db1': stale}, calls))
+    conn, host = vmail_db.open_first(candidates('db1', 'db2'))
+    assert host == 'db2' and stale.closed and calls == ['db1', 'db2']
+
+
+def test_all_hosts_down_raises_last_error(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pymysql, 'connect', fake_connect({
+        'db1': pymysql.err.OperationalError(2003, 'refused db1'),
+        'db2': pymysql.err.OperationalError(2003, 'refused db2'),
+    }, calls))
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        vmail_db.open_first(candidates('db1', 'db2'))
+    assert 'db2' in err.value.args[1] and calls == ['db1', 'db2']
+
+
+def test_single_host_is_not_probed(monkeypatch):
+    calls = []
+    conn = FakeConn('db1', probe_error=AssertionError('probed'))
+    monkeypatch.setattr(pymysql, 'connect', fake_connect({'db1': conn}, calls))
+    assert vmail_db.open_first(candidates('db1'))[0] is conn
