@@ -76,7 +76,7 @@ class Lookup(object):
 @pytest.fixture
 def model(db):
     r = run_module('mail_schema', dict(ROOT), login=False)
-    assert r.rc == 0 and r['version'] == 4, r
+    assert r.rc == 0 and r['version'] == 5, r
     ok(run_module('mail_accounts', ACCOUNTS))
     return Lookup(4)
 
