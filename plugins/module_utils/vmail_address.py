@@ -91,7 +91,7 @@ def _normalize_domain(name, what='domain name', min_labels=2):
     if not value or '..' in value or value.startswith('.'):
         raise AddressError(what + ' %r has an empty label' % _shorten(name))
     if value.startswith('[') or value.endswith(']'):
-        raise AddressError('address literals such as %r are not supported; use a domain name' % _shorten(name))
+        raise AddressError('%s: address literals such as %r are not supported; use a %s' % (what, _shorten(name), what))
     if any(ord(c) > 127 for c in value):
         if not HAS_IDNA:
             raise AddressError(what + ' %r is internationalized but the Python package idna is missing' % _shorten(name))
