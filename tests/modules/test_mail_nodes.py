@@ -114,8 +114,8 @@ def test_accounts_host(db5):
     moved = {'domains': [{'name': 'example.org', 'host': 'm2.example.net'}],
              'users': [{'email': 'b@example.org', 'host': ''}, {'email': 'a@example.com', 'host': 'm2.example.net'}]}
     r = ok(run_module('mail_accounts', moved, diff=True))
-    assert r['domains']['updated'] == ['example.org'] and sorted(r['users']['updated']) == ['a@example.com',
-                                                                                           'b@example.org']
+    assert r['domains']['updated'] == ['example.org']
+    assert sorted(r['users']['updated']) == ['a@example.com', 'b@example.org']
     assert '~ user b@example.org: host=none' in r['diff']['prepared']
     assert hosts(db5) == ({'example.com': 'm1.example.net', 'example.org': 'm2.example.net'},
                           {'a@example.com': 'm2.example.net', 'b@example.org': None})
