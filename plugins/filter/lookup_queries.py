@@ -83,8 +83,8 @@ _value:
       C(iterate_query) of an SQL userdb (the user query returns the quota limit in the field named by
       C(quota_field), C(quota_rule) on 2.3, C(quota_storage_size) on 2.4; 0 bytes is unlimited) and
       C(quota_status_overquota), the reply of Dovecot's quota-status service for a full mailbox. From schema
-      version 5 with O(node_name) the password query also returns C(proxy) (C(Y)) and C(host) for a mailbox stored
-      on another node (NULL otherwise, which Dovecot ignores).
+      version 5 with O(node_name) the password query also returns C(proxy) (C(Y)), C(host) and C(starttls)
+      (C(any-cert)) for a mailbox stored on another node (NULL otherwise, which Dovecot ignores).
     - For O(server=dovecot_dict), a dictionary with C(last_login_key) (the key the C(last_login) plugin writes,
       C(last-login/%u) on 2.3, C(last-login/%{user}) on 2.4) and C(maps), a list of the SQL dict maps. Each map
       has C(pattern) (the dict key, C($user) a variable), C(table), C(value_field), C(value_type) (C(uint)),

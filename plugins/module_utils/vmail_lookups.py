@@ -57,6 +57,12 @@ POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains
 # Tables only the account model has (the postfix role leaves them out below it).
 ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access', 'quota_access')
 
+# How a proxy reaches the node that stores a mailbox: STARTTLS on the node's plain ports (IMAP 143,
+# POP3 110, ManageSieve 4190), so the password forwarded to the node is encrypted (Dovecot 2.4 refuses
+# a cleartext login there even from login_trusted_networks). ``any-cert``: the nodes' certificates
+# are not verified (each node may have its own self-signed one).
+PROXY_STARTTLS = 'any-cert'
+
 # The LMTP port of every mail node (Dovecot's inet listener, dovecot_lmtp_inet_listen), where the
 # other nodes' Postfix delivers the mail of the mailboxes that node stores.
 NODE_LMTP_PORT = 24
@@ -246,8 +252,8 @@ def dovecot_queries(schema_version, dovecot_version, node_name=None):
       mailbox (:data:`QUOTA_FULL_ACTION`, the same text as Postfix's ``quota_access`` table).
 
     From :data:`vmail_schema.NODES` on, with ``node_name`` (the node this Dovecot runs on), the
-    passdb also returns ``proxy`` (``Y``) and ``host`` (the mailbox's node) for a mailbox stored
-    on another node, so that IMAP, POP3 and ManageSieve logins are proxied there (the password is
+    passdb also returns ``proxy`` (``Y``), ``host`` (the mailbox's node) and ``starttls``
+    (:data:`PROXY_STARTTLS`) for a mailbox stored on another node, so that IMAP, POP3 and ManageSieve logins are proxied there (the password is
     checked here and again by that node); both are NULL, which Dovecot ignores, otherwise.
 
     Below the account model the guide's passdb query only (the guide's tables have no quota;
@@ -265,8 +271,9 @@ def dovecot_queries(schema_version, dovecot_version, node_name=None):
     proxy = ''
     if int(schema_version) >= NODES and node_name:
         effective, remote = _node_sql(node_name)
-        proxy = ", IF({remote}, 'Y', NULL) AS proxy, IF({remote}, {node}, NULL) AS host".format(
-            remote=remote, node=effective)
+        proxy = (", IF({remote}, 'Y', NULL) AS proxy, IF({remote}, {node}, NULL) AS host, "
+                 "IF({remote}, '{starttls}', NULL) AS starttls").format(remote=remote, node=effective,
+                                                                       starttls=PROXY_STARTTLS)
     password = ('SELECT {email} AS user, {pw} AS password{proxy} FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
                 'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
         email=_c(u, 'email'), pw=_c(u, 'password'), proxy=proxy, usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),

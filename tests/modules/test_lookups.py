@@ -386,15 +386,15 @@ def test_transport_on_the_other_node_and_without_a_node_name(nodes):
 @pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
 def test_passdb_proxies_logins_of_other_nodes(nodes, dovecot_version):
     assert nodes.login('away@example.com', dovecot_version, fields=True) == [
-        {'user': 'away@example.com', 'proxy': 'Y', 'host': 'm2.example.net'}]
+        {'user': 'away@example.com', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
     assert nodes.login('bo@two.example', dovecot_version, fields=True) == [
-        {'user': 'bo@two.example', 'proxy': 'Y', 'host': 'm2.example.net'}]
+        {'user': 'bo@two.example', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
     for email in ('home@example.com', 'back@two.example', 'solo@plain.example'):
         assert nodes.login(email, dovecot_version, fields=True) == [{'user': email}], email
     m2 = Lookup(5, 'm2.example.net')
     assert m2.login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
     assert m2.login('home@example.com', dovecot_version, fields=True) == [
-        {'user': 'home@example.com', 'proxy': 'Y', 'host': 'm1.example.net'}]
+        {'user': 'home@example.com', 'proxy': 'Y', 'host': 'm1.example.net', 'starttls': 'any-cert'}]
     assert Lookup(5).login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
 
 
