@@ -77,7 +77,7 @@ _value:
       (check_recipient_access, the result is an access(5) action, C(550 5.2.1) for a disabled mailbox or
       domain) and C(quota_access) (check_recipient_access, C(552 5.2.2 Mailbox full) for an alias whose every
       destination is a full mailbox and for the alias-domain form of a full mailbox, from C(vmail_quota_usage)).
-      From schema version 5 with O(node_name) also C(transport) (transport_maps): C(lmtp:inet:<node>:24) for a
+      From schema version 5 with O(node_name) also C(transport) (transport_maps), C(lmtp:inet:<node>:24) for a
       mailbox whose node (C(virtual_users.host), else C(virtual_domains.host)) is set and is not O(node_name).
     - For O(server=dovecot), a dictionary with C(password_query); from schema version 4 also C(user_query) and
       C(iterate_query) of an SQL userdb (the user query returns the quota limit in the field named by
