@@ -23,7 +23,10 @@ description:
   - O(server=dovecot_dict) returns the maps of Dovecot's SQL dict (the dict server the C(last_login) and
     C(quota_clone) plugins write through), which put the last login into C(vmail_last_login) and the quota usage
     into C(vmail_quota_usage), tables of schema version 4.
-  - The queries contain no values; Postfix and Dovecot substitute and SQL-quote C(%s), C(%u), C(%d)
+  - From schema version 5 (mail nodes), given O(node_name), Postfix gets a C(transport) table and Dovecot's passdb
+    proxies logins of mailboxes stored on another node (see RV(_value)).
+  - The queries contain no values except O(node_name), which must be a valid host name (letters, digits, dots and
+    hyphens); Postfix and Dovecot substitute and SQL-quote C(%s), C(%u), C(%d)
     (Postfix) and C(%u) (Dovecot 2.3) or C(%{user}) (Dovecot 2.4) themselves.
 options:
   _input:
@@ -41,6 +44,13 @@ options:
         O(server=dovecot_dict).
     type: str
     default: "2.4"
+  node_name:
+    description:
+      - The name of the mail node the server runs on, as the C(host) columns of C(virtual_domains) and
+        C(virtual_users) name it (C(postfix_node_name), C(dovecot_node_name)). Only used from schema version 5;
+        empty or not given leaves out what depends on it (one node).
+    type: str
+    version_added: "0.4.0"
 '''
 
 EXAMPLES = r'''
@@ -67,10 +77,14 @@ _value:
       (check_recipient_access, the result is an access(5) action, C(550 5.2.1) for a disabled mailbox or
       domain) and C(quota_access) (check_recipient_access, C(552 5.2.2 Mailbox full) for an alias whose every
       destination is a full mailbox and for the alias-domain form of a full mailbox, from C(vmail_quota_usage)).
+      From schema version 5 with O(node_name) also C(transport) (transport_maps), C(lmtp:inet:<node>:24) for a
+      mailbox whose node (C(virtual_users.host), else C(virtual_domains.host)) is set and is not O(node_name).
     - For O(server=dovecot), a dictionary with C(password_query); from schema version 4 also C(user_query) and
       C(iterate_query) of an SQL userdb (the user query returns the quota limit in the field named by
       C(quota_field), C(quota_rule) on 2.3, C(quota_storage_size) on 2.4; 0 bytes is unlimited) and
-      C(quota_status_overquota), the reply of Dovecot's quota-status service for a full mailbox.
+      C(quota_status_overquota), the reply of Dovecot's quota-status service for a full mailbox. From schema
+      version 5 with O(node_name) the password query also returns C(proxy) (C(Y)), C(host) and C(starttls)
+      (C(any-cert)) for a mailbox stored on another node (NULL otherwise, which Dovecot ignores).
     - For O(server=dovecot_dict), a dictionary with C(last_login_key) (the key the C(last_login) plugin writes,
       C(last-login/%u) on 2.3, C(last-login/%{user}) on 2.4) and C(maps), a list of the SQL dict maps. Each map
       has C(pattern) (the dict key, C($user) a variable), C(table), C(value_field), C(value_type) (C(uint)),
@@ -88,15 +102,15 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_lookups
 
 
-def lookup_queries(schema_version, server, dovecot_version='2.4'):
+def lookup_queries(schema_version, server, dovecot_version='2.4', node_name=None):
     """Filter entry point: see :func:`vmail_lookups.postfix_queries`, :func:`vmail_lookups.dovecot_queries`
     and :func:`vmail_lookups.dovecot_dict_maps`."""
     try:
         version = int(schema_version)
         if server == 'postfix':
-            return vmail_lookups.postfix_queries(version)
+            return vmail_lookups.postfix_queries(version, node_name)
         if server == 'dovecot':
-            return vmail_lookups.dovecot_queries(version, dovecot_version)
+            return vmail_lookups.dovecot_queries(version, dovecot_version, node_name)
         if server == 'dovecot_dict':
             if version < vmail_lookups.ACCOUNT_MODEL:
                 raise ValueError('the dict tables need schema version %d, got %d' % (vmail_lookups.ACCOUNT_MODEL, version))

@@ -43,7 +43,8 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_schema as schema
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import (
-    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, check_width, domain_of, normalize_address, normalize_domain)
+    AddressError, HAS_IDNA, IDNA_IMPORT_ERROR, check_width, domain_of, normalize_address, normalize_domain,
+    normalize_host)
 
 PRESENT = 'present'
 ABSENT = 'absent'
@@ -67,6 +68,8 @@ NO_LOG_MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
 MAX_QUOTA = 2 ** 64 - 1
 # alias_of value that makes an alias domain a normal domain again (the column becomes NULL).
 NOT_AN_ALIAS = ''
+# host value that clears the node of a domain or mailbox (the column becomes NULL: the domain's or the only node).
+NO_HOST = ''
 
 
 class AccountsError(ValueError):
@@ -153,13 +156,22 @@ def _flag(entry, option='active'):
     return value
 
 
+def _host(entry):
+    """The ``host`` option: None (not set), ``NO_HOST`` (clear it) or a normalized host name."""
+    value = entry.get('host')
+    if value is None or value == NO_HOST:
+        return value
+    return normalize_host(value)
+
+
 def normalize_domain_entry(entry):
     """Validate one ``domains`` entry.
 
-    Returns dict(name, state, force, active, default_quota, alias_of) with the
-    normalized name; ``alias_of`` is a normalized domain name, ``NOT_AN_ALIAS``
-    (an empty string: make it a normal domain) or None (not set), like
-    ``active`` and ``default_quota`` (bytes). Raises AddressError or ValueError.
+    Returns dict(name, state, force, active, default_quota, alias_of, host)
+    with the normalized name; ``alias_of`` is a normalized domain name,
+    ``NOT_AN_ALIAS`` (an empty string: make it a normal domain) or None (not
+    set), like ``active``, ``default_quota`` (bytes) and ``host`` (a
+    normalized host name, ``NO_HOST`` or None). Raises AddressError or ValueError.
     """
     name = normalize_domain(entry.get('name'))
     alias_of = entry.get('alias_of')
@@ -168,15 +180,17 @@ def normalize_domain_entry(entry):
         if fold(alias_of) == fold(name):
             raise ValueError('domain %s cannot be an alias domain of itself (alias_of)' % name)
     return dict(name=name, state=_state(entry), force=bool(entry.get('force')), active=_flag(entry),
-                default_quota=parse_quota(entry.get('default_quota'), 'default_quota'), alias_of=alias_of)
+                default_quota=parse_quota(entry.get('default_quota'), 'default_quota'), alias_of=alias_of,
+                host=_host(entry))
 
 
 def normalize_user_entry(entry, lowercase_local_part=True, update_password='always'):
     """Validate one ``users`` entry (same rules as mail_user).
 
     Returns dict(email, domain, password, password_hash, scheme,
-    update_password, state, quota, active); ``quota`` (bytes) and ``active``
-    are None when not set. Raises AddressError, HashingError or ValueError.
+    update_password, state, quota, active, host); ``quota`` (bytes),
+    ``active`` and ``host`` (as for domains) are None when not set. Raises
+    AddressError, HashingError or ValueError.
     """
     email = normalize_address(entry.get('email'), lowercase_local_part=lowercase_local_part)
     state = _state(entry)
@@ -195,7 +209,7 @@ def normalize_user_entry(entry, lowercase_local_part=True, update_password='alwa
         raise ValueError('update_password must be one of %s, got %r' % (', '.join(UPDATE_PASSWORD), mode))
     return dict(email=email, domain=domain_of(email), password=password, password_hash=password_hash,
                 scheme=scheme, update_password=mode, state=state, quota=parse_quota(entry.get('quota')),
-                active=_flag(entry))
+                active=_flag(entry), host=_host(entry))
 
 
 def normalize_alias_entry(entry, lowercase_local_part=True):
@@ -308,10 +322,10 @@ def normalize_input(domains=None, users=None, aliases=None, lowercase_local_part
     errors = []
     out = Desired()
     out.domains = _collect('domains', domains, normalize_domain_entry, 'name', errors,
-                           compare=('state', 'force', 'active', 'default_quota', 'alias_of'))
+                           compare=('state', 'force', 'active', 'default_quota', 'alias_of', 'host'))
     out.users = _collect('users', users,
                          lambda e: normalize_user_entry(e, lowercase_local_part, update_password),
-                         'email', errors, compare=('state', 'scheme', 'update_password', 'quota', 'active'))
+                         'email', errors, compare=('state', 'scheme', 'update_password', 'quota', 'active', 'host'))
     out.aliases = _collect('aliases', aliases, lambda e: normalize_alias_entry(e, lowercase_local_part),
                            'source', errors, merge=_merge_aliases,
                            compare=('state', 'exclusive', 'destinations', 'active'))
@@ -336,15 +350,18 @@ def check_widths(desired, widths):
     """
     errors = []
     checks = (
-        ('domains', desired.domains, 'name', [('name', schema.DOMAINS, 'name', 'domain name')]),
-        ('users', desired.users, 'email', [('email', schema.USERS, 'email', 'address')]),
+        ('domains', desired.domains, 'name', [('name', schema.DOMAINS, 'name', 'domain name'),
+                                              ('host', schema.DOMAINS, 'host', 'host name')]),
+        ('users', desired.users, 'email', [('email', schema.USERS, 'email', 'address'),
+                                           ('host', schema.USERS, 'host', 'host name')]),
         ('aliases', desired.aliases, 'source', [('source', schema.ALIASES, 'source', 'address')]),
     )
     for kind, entries, key_field, fields in checks:
         for entry in entries.values():
             try:
                 for field, table, column, what in fields:
-                    check_width(entry[field], widths.get((table.name, column)), what)
+                    if entry[field]:
+                        check_width(entry[field], widths.get((table.name, column)), what)
                 if kind == 'aliases':
                     width = widths.get((schema.ALIASES.name, 'destination'))
                     for dest in entry['destinations']:
@@ -727,7 +744,7 @@ def plan_accounts(desired, state, purge=False, verified=None):
             fields.append('email')
         if password_changed:
             fields.append('password')
-        fields += [c for c in state.columns.get('users', ()) if values[c] != _int(row.get(c))]
+        fields += [c for c in state.columns.get('users', ()) if values[c] != _value(row.get(c))]
         if fields:
             plan.users[key] = dict(action=UPDATE, email=user['email'], domain=user['domain'], id=row['id'],
                                    fields=fields, password_changed=password_changed, password=user['password'],
@@ -827,10 +844,24 @@ def _int(value):
     return None if value is None else int(value)
 
 
+def _value(value):
+    """A stored column value for comparison: text (a host name) as it is, numbers and flags as int."""
+    if isinstance(value, bytes):
+        value = value.decode('utf-8')
+    return value if value is None or isinstance(value, str) else int(value)
+
+
+def _declared(value):
+    """A declared option value as stored: ``NO_HOST`` as None (NULL), text as it is, numbers and flags as int."""
+    if value == NO_HOST:
+        return None
+    return _value(value)
+
+
 def _domain_current(state, key, column):
     if column == 'alias_of':
         return state.alias_target(key)
-    return _int(state.domain_value(key, column))
+    return _value(state.domain_value(key, column))
 
 
 def _domain_values(entry, state, key, columns):
@@ -845,7 +876,7 @@ def _domain_values(entry, state, key, columns):
             else:
                 values[name] = fold(declared) if declared != NOT_AN_ALIAS else None
         elif declared is not None:
-            values[name] = _int(declared)
+            values[name] = _declared(declared)
         else:
             values[name] = _domain_current(state, key, name) if key is not None else col.default
     return values
@@ -863,9 +894,9 @@ def _user_values(user, row, plan, state, dkey):
         col = schema.USERS.column(name)
         declared = user.get(col.option)
         if declared is not None:
-            values[name] = _int(declared)
+            values[name] = _declared(declared)
         elif row is not None:
-            values[name] = _int(row.get(name))
+            values[name] = _value(row.get(name))
         elif name == 'quota' and 'default_quota' in state.columns.get('domains', ()):
             change = plan.domains.get(dkey)
             values[name] = (change['values']['default_quota'] if change and change.get('values')
@@ -1003,7 +1034,7 @@ def user_attributes(state, plan, key, after=True):
         if after and change is not None and change['action'] != REMOVE:
             value = change['values'][name]
         else:
-            value = _int(row.get(name)) if row else None
+            value = _value(row.get(name)) if row else None
         out[name] = _show_value(name, value)
     return out
 

@@ -66,48 +66,62 @@ def normalize_domain(name, max_length=None):
     return check_width(_normalize_domain(name), max_length, 'domain name')
 
 
+def normalize_host(name, max_length=None):
+    """Return the canonical (lowercase, A-label) form of the host name ``name`` of a mail node.
+
+    The rules of :func:`normalize_domain`, except that one label is enough
+    (``mail1`` resolved through ``/etc/hosts`` or a search domain). IP
+    addresses are refused (the Postfix transport and Dovecot proxy need the
+    name). Raises :class:`AddressError` on invalid input.
+    """
+    if not isinstance(name, str):
+        raise AddressError('host name must be a non-empty string')
+    return check_width(_normalize_domain(name, 'host name', 1), max_length, 'host name')
+
+
 @functools.lru_cache(maxsize=4096)
-def _normalize_domain(name):
+def _normalize_domain(name, what='domain name', min_labels=2):
     if not name.strip():
-        raise AddressError('domain name must be a non-empty string')
+        raise AddressError('%s must be a non-empty string' % what)
     value = name.strip()
     if value != name:
-        raise AddressError('domain name %r contains leading or trailing white space' % _shorten(name))
+        raise AddressError(what + ' %r contains leading or trailing white space' % _shorten(name))
     if value.endswith('.'):
         value = value[:-1]
     if not value or '..' in value or value.startswith('.'):
-        raise AddressError('domain name %r has an empty label' % _shorten(name))
+        raise AddressError(what + ' %r has an empty label' % _shorten(name))
     if value.startswith('[') or value.endswith(']'):
-        raise AddressError('address literals such as %r are not supported; use a domain name' % _shorten(name))
+        raise AddressError('%s: address literals such as %r are not supported; use a %s' % (what, _shorten(name), what))
     if any(ord(c) > 127 for c in value):
         if not HAS_IDNA:
-            raise AddressError('domain name %r is internationalized but the Python package idna is missing' % _shorten(name))
+            raise AddressError(what + ' %r is internationalized but the Python package idna is missing' % _shorten(name))
         try:
             value = idna.encode(value, uts46=True).decode('ascii')
         except (idna.IDNAError, UnicodeError) as exc:
-            raise AddressError('domain name %r is not a valid internationalized domain name: %s' % (_shorten(name), exc))
+            raise AddressError(what + ' %r is not a valid internationalized domain name: %s' % (_shorten(name), exc))
     value = value.lower()
     if len(value) > MAX_DOMAIN_OCTETS:
-        raise AddressError('domain name %r is %d octets long; RFC 1123 allows at most %d'
+        raise AddressError(what + ' %r is %d octets long; RFC 1123 allows at most %d'
                            % (_shorten(name), len(value), MAX_DOMAIN_OCTETS))
     labels = value.split('.')
     for label in labels:
         if len(label) > MAX_LABEL_OCTETS:
-            raise AddressError('domain name %r has a label of %d octets; at most %d are allowed (RFC 1035)'
+            raise AddressError(what + ' %r has a label of %d octets; at most %d are allowed (RFC 1035)'
                                % (_shorten(name), len(label), MAX_LABEL_OCTETS))
         if not _LABEL_RE.match(label):
-            raise AddressError('domain name %r is not a valid host name: label %r may only contain letters, digits '
+            raise AddressError(what + ' %r is not a valid host name: label %r may only contain letters, digits '
                                'and hyphens and must not start or end with a hyphen (RFC 1123)'
                                % (_shorten(name), _shorten(label)))
-    if len(labels) < 2:
-        raise AddressError('domain name %r must have at least two labels (for example example.com)' % _shorten(name))
+    if len(labels) < min_labels:
+        raise AddressError(what + ' %r must have at least two labels (for example example.com)' % _shorten(name))
     if labels[-1].isdigit():
-        raise AddressError('domain name %r has an all-numeric top-level label' % _shorten(name))
+        raise AddressError(what + ' %r has an all-numeric top-level label%s'
+                           % (_shorten(name), '' if min_labels > 1 else ' (IP addresses are not supported: use a host name)'))
     if HAS_IDNA and any(label.startswith('xn--') for label in labels):
         try:
             idna.decode(value)
         except (idna.IDNAError, UnicodeError) as exc:
-            raise AddressError('domain name %r contains an invalid A-label: %s' % (_shorten(name), exc))
+            raise AddressError(what + ' %r contains an invalid A-label: %s' % (_shorten(name), exc))
     return value
 
 

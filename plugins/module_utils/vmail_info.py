@@ -4,8 +4,8 @@
 """What mail_info reads and reports: rows with the optional columns, quota usage and last logins.
 
 The reads follow the one schema description (:mod:`vmail_schema`): the
-optional columns (``active``, ``quota``, ``default_quota``, ``alias_of``) are
-read only when they exist, and the tables Dovecot writes
+optional columns (``active``, ``quota``, ``default_quota``, ``alias_of``,
+``host``) are read only when they exist, and the tables Dovecot writes
 (``vmail_quota_usage``, ``vmail_last_login``) only when schema migration 4
 created them, so a version-3 database reports without the new keys.
 """
@@ -80,6 +80,8 @@ def user_details(row, usage, logins, columns, tables):
         out['quota'] = int(row['quota'])
     if 'active' in columns.get('users', ()):
         out['active'] = bool(row['active'])
+    if 'host' in columns.get('users', ()):
+        out['host'] = row['host']
     key = row['email'].lower()
     if schema.QUOTA_USAGE.name in tables:
         used = usage.get(key)
@@ -90,7 +92,8 @@ def user_details(row, usage, logins, columns, tables):
 
 
 def domain_details(row, names, columns):
-    """The account-model keys of one domain (``active``, ``default_quota``, ``alias_of`` as a name) that exist."""
+    """The account-model keys of one domain (``active``, ``default_quota``, ``alias_of`` as a name, ``host``)
+    that exist."""
     out = {}
     for name in columns.get('domains', ()):
         value = row[name]
@@ -98,6 +101,8 @@ def domain_details(row, names, columns):
             value = bool(value)
         elif name == 'alias_of':
             value = names.get(value) if value is not None else None
+        elif schema.DOMAINS.column(name).kind == 'host':
+            pass
         else:
             value = int(value)
         out[name] = value

@@ -24,14 +24,22 @@ Two levels exist:
 - schema version 4 (the account model, :data:`vmail_schema.ACCOUNT_MODEL`):
   the ``active`` flags of domains, users and aliases are obeyed, alias domains
   (``virtual_domains.alias_of``) rewrite to the target domain, and disabled
-  mailboxes are refused at RCPT time.
+  mailboxes are refused at RCPT time;
+- schema version 5 (mail nodes, :data:`vmail_schema.NODES`), given the name of
+  the node the server runs on: a mailbox whose node (``virtual_users.host``,
+  else ``virtual_domains.host``) is another node gets a Postfix transport to
+  that node's LMTP service and a Dovecot passdb answer that proxies its logins
+  there. The node name is validated as a host name
+  (:func:`vmail_address.normalize_host`, letters, digits, dots and hyphens
+  only) before it becomes an SQL string literal.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import normalize_host
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema import (
-    ACCOUNT_MODEL, ALIASES, DOMAINS, LAST_LOGIN, QUOTA_USAGE, USERS)
+    ACCOUNT_MODEL, ALIASES, DOMAINS, LAST_LOGIN, NODES, QUOTA_USAGE, USERS)
 
 # The text of a refusal of a disabled mailbox or domain: RFC 3463 X.2.1 "Mailbox disabled, not
 # accepting messages", as an access(5) action (a 5NN code and text reject the recipient).
@@ -48,6 +56,16 @@ POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains
 
 # Tables only the account model has (the postfix role leaves them out below it).
 ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access', 'quota_access')
+
+# How a proxy reaches the node that stores a mailbox: STARTTLS on the node's plain ports (IMAP 143,
+# POP3 110, ManageSieve 4190), so the password forwarded to the node is encrypted (Dovecot 2.4 refuses
+# a cleartext login there even from login_trusted_networks). ``any-cert``: the nodes' certificates
+# are not verified (each node may have its own self-signed one).
+PROXY_STARTTLS = 'any-cert'
+
+# The LMTP port of every mail node (Dovecot's inet listener, dovecot_lmtp_inet_listen), where the
+# other nodes' Postfix delivers the mail of the mailboxes that node stores.
+NODE_LMTP_PORT = 24
 
 _DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
 
@@ -169,7 +187,27 @@ def _model_postfix():
     }
 
 
-def postfix_queries(schema_version):
+def _node_sql(node_name):
+    """Return (effective node SQL, condition SQL: the node is set and is not ``node_name``).
+
+    The effective node of a mailbox is its own ``host``, else its domain's (both NULL: the only
+    node). Needs ``virtual_users`` joined with ``virtual_domains``.
+    """
+    node = normalize_host(node_name)
+    effective = 'COALESCE(%s, %s)' % (_c(USERS, 'host'), _c(DOMAINS, 'host'))
+    return effective, "%s IS NOT NULL AND %s <> '%s'" % (effective, effective, node)
+
+
+def _transport(node_name):
+    """The ``transport`` table (transport_maps): ``lmtp:inet:<node>:24`` for a mailbox stored on another node."""
+    effective, remote = _node_sql(node_name)
+    return ("SELECT CONCAT('lmtp:inet:', {node}, ':{port}') FROM {usr} JOIN {dom} ON {dom}.id = {uid} "
+            "WHERE {email} = '%s' AND {remote}").format(
+        node=effective, port=NODE_LMTP_PORT, usr=USERS.name, dom=DOMAINS.name, uid=_c(USERS, 'domain_id'),
+        email=_c(USERS, 'email'), remote=remote)
+
+
+def postfix_queries(schema_version, node_name=None):
     """Return {map name: query} of the Postfix ``mysql:`` tables for a database at ``schema_version``.
 
     ``schema_version`` (int): below :data:`vmail_schema.ACCOUNT_MODEL` the guide's queries
@@ -178,17 +216,24 @@ def postfix_queries(schema_version):
     ``smtpd_sender_login_maps`` table), ``recipient_access`` (a ``check_recipient_access``
     table whose result is an access(5) action: 550 5.2.1 for disabled mailboxes and domains) and
     ``quota_access`` (another one: :data:`QUOTA_FULL_ACTION` for an alias whose every destination
-    is a full mailbox and for the alias-domain form of a full mailbox). Raises ValueError for a
-    version below 1.
+    is a full mailbox and for the alias-domain form of a full mailbox). From :data:`vmail_schema.NODES`
+    on, with ``node_name`` (the name of the node this Postfix runs on, as stored in the ``host``
+    columns) also ``transport`` (a ``transport_maps`` table: ``lmtp:inet:<node>:24`` for a final
+    recipient whose mailbox is stored on another node, nothing otherwise, so the default
+    ``virtual_transport`` delivers locally). Raises ValueError for a version below 1 or an invalid
+    ``node_name``.
     """
     if int(schema_version) < 1:
         raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
     if int(schema_version) < ACCOUNT_MODEL:
         return _guide_postfix()
-    return _model_postfix()
+    queries = _model_postfix()
+    if int(schema_version) >= NODES and node_name:
+        queries['transport'] = _transport(node_name)
+    return queries
 
 
-def dovecot_queries(schema_version, dovecot_version):
+def dovecot_queries(schema_version, dovecot_version, node_name=None):
     """Return the queries of Dovecot's SQL passdb and userdb for ``schema_version``.
 
     ``dovecot_version``: ``'2.3'`` or ``'2.4'`` (their variable syntax differs; anything
@@ -206,8 +251,14 @@ def dovecot_queries(schema_version, dovecot_version):
     - ``quota_status_overquota``: the reply of Dovecot's quota-status service for a full
       mailbox (:data:`QUOTA_FULL_ACTION`, the same text as Postfix's ``quota_access`` table).
 
+    From :data:`vmail_schema.NODES` on, with ``node_name`` (the node this Dovecot runs on), the
+    passdb also returns ``proxy`` (``Y``), ``host`` (the mailbox's node) and ``starttls``
+    (:data:`PROXY_STARTTLS`) for a mailbox stored on another node, so that IMAP, POP3 and ManageSieve logins are proxied there (the password is
+    checked here and again by that node); both are NULL, which Dovecot ignores, otherwise.
+
     Below the account model the guide's passdb query only (the guide's tables have no quota;
-    the dovecot role keeps a static userdb there). Raises ValueError for a version below 1.
+    the dovecot role keeps a static userdb there). Raises ValueError for a version below 1 or an
+    invalid ``node_name``.
     """
     if int(schema_version) < 1:
         raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
@@ -217,9 +268,15 @@ def dovecot_queries(schema_version, dovecot_version):
     if int(schema_version) < ACCOUNT_MODEL:
         password = 'SELECT %s AS user, password FROM %s WHERE %s = %s' % (u.key, u.name, u.key, user)
         return {'password_query': password}
-    password = ('SELECT {email} AS user, {pw} AS password FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
+    proxy = ''
+    if int(schema_version) >= NODES and node_name:
+        effective, remote = _node_sql(node_name)
+        proxy = (", IF({remote}, 'Y', NULL) AS proxy, IF({remote}, {node}, NULL) AS host, "
+                 "IF({remote}, '{starttls}', NULL) AS starttls").format(remote=remote, node=effective,
+                                                                       starttls=PROXY_STARTTLS)
+    password = ('SELECT {email} AS user, {pw} AS password{proxy} FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
                 'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
-        email=_c(u, 'email'), pw=_c(u, 'password'), usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
+        email=_c(u, 'email'), pw=_c(u, 'password'), proxy=proxy, usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
         user=user, uact=_c(u, 'active'), dact=_c(d, 'active'))
     expr, field = _QUOTA_FIELD[family]
     user_query = 'SELECT {expr} AS {field} FROM {usr} WHERE {email} = {user}'.format(

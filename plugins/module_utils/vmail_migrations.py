@@ -32,6 +32,8 @@ from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema impo
 
 # Offending rows shown per check.
 MAX_ROWS = 20
+# What an adopted host column may hold (the modules store lowercase A-labels, vmail_address.normalize_host).
+HOST_REGEXP = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$'
 
 
 class MigrationError(ValueError):
@@ -175,13 +177,18 @@ class UniqueIndex(Migration):
         return step
 
 
-class AccountModel(Migration):
-    """Version 4: the optional columns of :mod:`vmail_schema` (enabled flags, quotas, alias domains) and the
-    tables Dovecot writes (:data:`vmail_schema.STATS_TABLES`)."""
+class AddColumns(Migration):
+    """A version that adds the optional columns of :mod:`vmail_schema` whose ``since`` is this version.
 
-    version = schema.ACCOUNT_MODEL
-    description = ('account model: active, quota, default_quota and alias_of columns; '
-                   'tables vmail_quota_usage and vmail_last_login')
+    A missing column is added with its ``ddl``; an existing compatible one is
+    adopted and its values checked (:func:`_adopted_checks`); an incompatible
+    one stops the migration naming it. Subclasses add more with
+    :meth:`extra` (checks, DDL, errors).
+    """
+
+    def __init__(self, version, description):
+        self.version = version
+        self.description = description
 
     def plan(self, catalog):
         step = Step('migration', self.version, 'migration %d: %s' % (self.version, self.description))
@@ -213,6 +220,26 @@ class AccountModel(Migration):
                                       % ((table.name, col.name) + tuple(fk) + tuple(col.references)))
             if adds:
                 step.ddl.append('ALTER TABLE %s %s' % (_ident(table.name), ', '.join(adds)))
+        self.extra(catalog, step, errors)
+        if errors:
+            raise MigrationError('Schema migration %d (%s) cannot be applied: incompatible existing columns: %s. '
+                                 'Nothing was changed or dropped; rename or convert these columns by hand, then '
+                                 'run again.' % (self.version, self.description, '; '.join(errors)))
+        return step
+
+    def extra(self, catalog, step, errors):
+        """Add this version's own checks and DDL to ``step`` (and problems to ``errors``)."""
+
+
+class AccountModel(AddColumns):
+    """Version 4: the optional columns of :mod:`vmail_schema` (enabled flags, quotas, alias domains) and the
+    tables Dovecot writes (:data:`vmail_schema.STATS_TABLES`)."""
+
+    def __init__(self):
+        super(AccountModel, self).__init__(schema.ACCOUNT_MODEL, 'account model: active, quota, default_quota and '
+                                           'alias_of columns; tables vmail_quota_usage and vmail_last_login')
+
+    def extra(self, catalog, step, errors):
         if ('virtual_domains', 'alias_of') in catalog.columns:
             step.checks.extend(_alias_domain_checks())
         for stats in schema.STATS_TABLES:
@@ -233,11 +260,6 @@ class AccountModel(Migration):
                     step.adopted.append('column %s.%s (%s)' % (stats.name, name, info['column_type']))
             if adds:
                 step.ddl.append('ALTER TABLE %s %s' % (_ident(stats.name), ', '.join(adds)))
-        if errors:
-            raise MigrationError('Schema migration %d (%s) cannot be applied: incompatible existing columns: %s. '
-                                 'Nothing was changed or dropped; rename or convert these columns by hand, then '
-                                 'run again.' % (self.version, self.description, '; '.join(errors)))
-        return step
 
 
 def _incompatible(catalog, table, col, info):
@@ -266,6 +288,12 @@ def _adopted_checks(table, col, info):
                                              "CONCAT('id ', `id`, ' = ', %s)" % name),
                             'rows of %s with %s other than 0 or 1' % (table, col.name),
                             'set %s.%s to 0 or 1 on these rows by hand, then run again' % (table, col.name)))
+    elif col.kind == 'host':
+        checks.append(Check(table, _rows_sql(table, "%s IS NOT NULL AND %s NOT REGEXP '%s'" % (name, name, HOST_REGEXP),
+                                             "CONCAT('id ', `id`, ' = ', QUOTE(%s))" % name),
+                            'rows of %s whose %s is not a host name' % (table, col.name),
+                            'set %s.%s of these rows to a host name (letters, digits, dots and hyphens) or NULL '
+                            'by hand, then run again' % (table, col.name)))
     elif col.default == 0:
         checks.append(Check(table, _rows_sql(table, '%s < 0' % name, "CONCAT('id ', `id`, ' = ', %s)" % name),
                             'rows of %s with a negative %s' % (table, col.name),
@@ -300,6 +328,8 @@ MIGRATIONS = (
                 'virtual_aliases has the same source -> destination pair more than once. Delete the extra ids by '
                 'hand (keep one), then run again.'),
     AccountModel(),
+    AddColumns(schema.NODES, 'mail nodes: host columns of virtual_domains and virtual_users (NULL = the domain\'s '
+                             'node, or the only node)'),
 )
 LATEST = MIGRATIONS[-1].version
 

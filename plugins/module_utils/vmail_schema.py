@@ -13,7 +13,8 @@ descriptions; values always travel as parameters (``%s``), and identifiers
 come only from this file, never from user input.
 
 An account attribute added by a schema migration (the ``active``, ``quota``,
-``default_quota`` and ``alias_of`` columns of migration 4) is one
+``default_quota`` and ``alias_of`` columns of migration 4, ``host`` of
+migration 5) is one
 :class:`Column` with ``since`` in the table's ``optional`` tuple below (its
 definition, default and the types an existing column may have to be adopted);
 the migration adds it, and the modules read the columns that really exist from
@@ -48,11 +49,13 @@ class Column(object):
     the option is not set); ``types``: the ``information_schema`` DATA_TYPEs
     an existing column may have to be adopted by the migration;
     ``references``: (table, column) of a foreign key the migration adds
-    (``ON DELETE CASCADE``), or None.
+    (``ON DELETE CASCADE``), or None; ``kind``: the kind of value, ``int``
+    (numbers and flags, compared as integers) or ``host`` (a mail node's
+    host name, compared as text, NULL when not set).
     """
 
     def __init__(self, name, width=None, since=None, option=None, ddl=None, default=None, types=(),
-                 references=None):
+                 references=None, kind='int'):
         _ident(name)
         self.name = name
         self.width = width
@@ -62,6 +65,7 @@ class Column(object):
         self.default = default
         self.types = tuple(types)
         self.references = references
+        self.kind = kind
 
     def __repr__(self):
         return 'Column(%r)' % self.name
@@ -98,6 +102,8 @@ class Table(object):
 INTEGER_TYPES = ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')
 # The account model (schema version 4, docs/modules.md): enabled flags, quotas in bytes, alias domains.
 ACCOUNT_MODEL = 4
+# Several mail nodes (schema version 5): the node holding a domain's or a mailbox's mail.
+NODES = 5
 
 
 def _active():
@@ -108,14 +114,20 @@ def _bytes(name):
     return Column(name, since=ACCOUNT_MODEL, ddl='BIGINT UNSIGNED NOT NULL DEFAULT 0', default=0, types=('bigint',))
 
 
+def _host():
+    """The mail node (host name) that stores the mail; NULL: a mailbox's domain's node, or the only node."""
+    return Column('host', width=255, since=NODES, ddl='VARCHAR(255) NULL DEFAULT NULL', default=None,
+                  types=('varchar',), kind='host')
+
+
 DOMAINS = Table('domains', 'virtual_domains', key='name',
                 columns=(Column('name', width=50),),
                 optional=(_active(), _bytes('default_quota'),
                           Column('alias_of', since=ACCOUNT_MODEL, ddl='INT(11) NULL DEFAULT NULL', default=None,
-                                 types=('int',), references=('virtual_domains', 'id'))))
+                                 types=('int',), references=('virtual_domains', 'id')), _host()))
 USERS = Table('users', 'virtual_users', key='email',
               columns=(Column('email', width=100), Column('password', width=106)),
-              optional=(_active(), _bytes('quota')),
+              optional=(_active(), _bytes('quota'), _host()),
               parent='domain_id')
 ALIASES = Table('aliases', 'virtual_aliases', key='source',
                 columns=(Column('source', width=100), Column('destination', width=100)),

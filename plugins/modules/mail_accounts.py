@@ -34,6 +34,8 @@ description:
     without them; an entry that sets one fails naming migration 4, and nothing is written. An option that is not set
     leaves the stored value alone (new rows get the column default; a new mailbox's quota is its domain's
     I(default_quota)).
+  - I(domains[].host) and I(users[].host) need schema version 5; on an older database an entry that sets one fails
+    naming migration 5.
   - "Purge (I(purge=true)) removes every domain, mailbox and alias row that is not declared; a removed domain takes
     its mailboxes and aliases with it. Mail stored on disk (for example C(/var/mail/vhosts/<domain>/<user>)) is never
     touched, neither by I(purge) nor by I(state=absent): delete it yourself when a mailbox is gone for good."
@@ -85,6 +87,12 @@ options:
             mailboxes of its own).
         type: str
         version_added: "0.3.0"
+      host:
+        description:
+          - The mail node of the domain's mailboxes, as I(host) of M(vmail.mailserver.mail_domain) (a host name;
+            an empty string clears it, NULL = the only node). Not set leaves the stored value.
+        type: str
+        version_added: "0.4.0"
   users:
     description:
       - Mailboxes (rows of C(virtual_users)).
@@ -140,6 +148,12 @@ options:
             value; new mailboxes are enabled.
         type: bool
         version_added: "0.3.0"
+      host:
+        description:
+          - The mailbox's own mail node, overriding its domain's, as I(host) of M(vmail.mailserver.mail_user) (an
+            empty string clears it). Not set leaves the stored value.
+        type: str
+        version_added: "0.4.0"
       state:
         description:
           - C(present) or C(absent). Removing a mailbox does not touch mail on disk.
@@ -253,14 +267,14 @@ EXAMPLES = r'''
 RETURN = r'''
 domains:
   description:
-    - Domain names created, updated (I(active), I(default_quota) or I(alias_of) changed) and removed, or that would
+    - Domain names created, updated (I(active), I(default_quota), I(alias_of) or I(host) changed) and removed, or that would
       be in check mode.
     - Each list holds at most 1000 names; C(*_count) are the full numbers and C(truncated) says whether a list was cut.
   returned: always
   type: dict
   contains:
     created: {description: Names created., type: list, elements: str, returned: always}
-    updated: {description: "Names updated (active, default_quota or alias_of).", type: list, elements: str, returned: always}
+    updated: {description: "Names updated (active, default_quota, alias_of or host).", type: list, elements: str, returned: always}
     removed: {description: Names removed (with their mailboxes and aliases)., type: list, elements: str, returned: always}
     created_count: {description: Number of names created., type: int, returned: always}
     updated_count: {description: Number of names updated., type: int, returned: always}
@@ -270,7 +284,7 @@ domains:
            "removed_count": 0, "truncated": false}
 users:
   description:
-    - Mailbox addresses created, updated (password, address case, domain row, quota or active changed) and removed, as for
+    - Mailbox addresses created, updated (password, address case, domain row, quota, active or host changed) and removed, as for
       RV(domains). Mailboxes of removed domains are listed as removed.
   returned: always
   type: dict
@@ -346,6 +360,7 @@ def main():
             active=dict(type='bool'),
             default_quota=dict(type='raw'),
             alias_of=dict(type='str'),
+            host=dict(type='str'),
         )),
         users=dict(type='list', elements='dict', default=[], options=dict(
             email=dict(type='str', required=True),
@@ -356,6 +371,7 @@ def main():
             update_password=dict(type='str', choices=list(accounts.UPDATE_PASSWORD), no_log=False),
             quota=dict(type='raw'),
             active=dict(type='bool'),
+            host=dict(type='str'),
             state=state,
         )),
         aliases=dict(type='list', elements='dict', default=[], options=dict(

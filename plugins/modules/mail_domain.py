@@ -20,6 +20,8 @@ description:
   - I(active), I(default_quota) and I(alias_of) need schema version 4 (the columns of the same names,
     added by M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module
     keeps working without them, and setting one of them fails naming migration 4; nothing is written.
+  - I(host) needs schema version 5 (column C(virtual_domains.host)); on an older database setting it fails naming
+    migration 5 and writes nothing.
   - An option that is not set leaves the stored value alone (a new domain gets the column default).
   - With I(dns) (and I(state=present); it is ignored with I(state=absent)) the module also returns the DNS records
     the domain should publish (RV(dns_records), RV(dns_rrsets), RV(mta_sts_policy)); computing them writes nothing
@@ -87,6 +89,18 @@ options:
         M(vmail.mailserver.mail_domain) refuses that without I(force=true).
     type: str
     version_added: "0.3.0"
+  host:
+    description:
+      - The mail node that stores the mail of this domain's mailboxes (C(virtual_domains.host)) when the mail service
+        runs on several nodes; a mailbox's own I(host) (M(vmail.mailserver.mail_user)) overrides it. NULL on both
+        means the only (local) node.
+      - Every other node relays mail for these mailboxes to that node by LMTP (port 24) and proxies their IMAP,
+        POP3 and ManageSieve logins to it; it compares the value with its C(postfix_node_name)/C(dovecot_node_name).
+      - A host name, not an IP address; lowercased and converted to A-labels like I(name), a single label is
+        allowed, 255 characters at most.
+      - An empty string clears it. Not set leaves the stored value; a new domain gets NULL.
+    type: str
+    version_added: "0.4.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_dns
@@ -204,6 +218,13 @@ alias_of:
   type: str
   sample: example.com
   version_added: "0.3.0"
+host:
+  description: The domain's mail node after the run; null when not set (the only node), absent, or below schema
+    version 5.
+  returned: always
+  type: str
+  sample: mail1.example.net
+  version_added: "0.4.0"
 dns_records:
   description:
     - The DNS records the domain should publish, in the order MX (by priority), SPF, DKIM (by selector), DMARC,
@@ -269,7 +290,7 @@ mta_sts_policy:
 diff:
   description:
     - Before and after state of the domain, when run with C(--diff); with schema version 4 also C(active),
-      C(default_quota) and C(alias_of).
+      C(default_quota) and C(alias_of), with version 5 C(host).
   returned: when diff mode is on
   type: dict
   sample: {"before": {}, "after": {"name": "example.com", "active": true, "default_quota": 0, "alias_of": null}}
@@ -291,6 +312,7 @@ def main():
         active=dict(type='bool'),
         default_quota=dict(type='raw'),
         alias_of=dict(type='str'),
+        host=dict(type='str'),
         dns=vmail_dns.dns_argument_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -298,7 +320,7 @@ def main():
     p = module.params
     try:
         desired, entry = accounts.normalize_single(domains=[dict(
-            (k, p[k]) for k in ('name', 'state', 'force', 'active', 'default_quota', 'alias_of'))])
+            (k, p[k]) for k in ('name', 'state', 'force', 'active', 'default_quota', 'alias_of', 'host'))])
     except accounts.AccountsError as exc:
         module.fail_json(msg=str(exc))
     name, key = entry['name'], accounts.fold(entry['name'])
@@ -320,7 +342,8 @@ def main():
         exists = key in outcome.state.domains
         current = accounts.domain_attributes(outcome.state, outcome.plan, key, after=False)
         final = accounts.domain_attributes(outcome.state, outcome.plan, key, after=True)
-        result = dict(changed=change is not None, name=name, id=None, active=None, default_quota=None, alias_of=None)
+        result = dict(changed=change is not None, name=name, id=None, active=None, default_quota=None, alias_of=None,
+                      host=None)
         before = dict(name=name, **current) if exists else {}
         after = dict(name=name, **final) if p['state'] == accounts.PRESENT else {}
         if p['state'] == accounts.PRESENT:

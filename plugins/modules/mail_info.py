@@ -24,6 +24,7 @@ description:
     C(vmail_quota_usage)) and last login (as Dovecot's C(last_login) plugin writes it into C(vmail_last_login)),
     and each domain's C(active), C(default_quota) and C(alias_of). On an older database (version 3 or the guide's
     literal schema) those keys are left out, and I(inactive_days) fails naming migration 4.
+  - On a database with schema version 5 it also reports the C(host) (mail node) of each domain and mailbox.
   - With I(dns), each element of RV(domains) also holds the DNS records that domain should publish (C(dns_records),
     C(dns_rrsets), C(mta_sts_policy), as M(vmail.mailserver.mail_domain) returns them); alias domains get no
     I(dns.autoconfig) records. I(dns) needs I(format=summary); invalid I(dns) options fail before the database is
@@ -161,6 +162,13 @@ domains:
         - With I(format=accounts) only present for alias domains.
       type: str
       returned: with schema version 4
+    host:
+      description:
+        - The domain's mail node (C(virtual_domains.host)); null when not set (the only node).
+        - With I(format=accounts) only present when set.
+      type: str
+      returned: with schema version 5
+      version_added: "0.4.0"
     dns_records:
       description:
         - The DNS records the domain should publish, each with C(type), C(name), C(value), C(rdata) and, by type,
@@ -196,6 +204,11 @@ mailboxes:
       returned: always
     quota: {description: Quota in bytes (0 = unlimited)., type: int, returned: with schema version 4}
     active: {description: Whether the mailbox is enabled., type: bool, returned: with schema version 4}
+    host:
+      description: The mailbox's own mail node (C(virtual_users.host)); null when not set (its domain's node).
+      type: str
+      returned: with schema version 5
+      version_added: "0.4.0"
     usage_bytes:
       description: Bytes stored, as Dovecot last reported into C(vmail_quota_usage); null when it has not reported.
       type: int
@@ -240,6 +253,8 @@ users:
     password_hash: {description: The stored hash (as in C(virtual_users.password))., type: str, returned: always}
     quota: {description: Quota in bytes., type: int, returned: with schema version 4}
     active: {description: Whether the mailbox is enabled., type: bool, returned: with schema version 4}
+    host: {description: The mailbox's own mail node; only present when set., type: str, returned: with schema version 5,
+           version_added: "0.4.0"}
   sample: [{"email": "alice@example.com", "password_hash": "$6$...", "quota": 0, "active": true}]
 inactive:
   description: Mailboxes with no login in the last I(inactive_days) days (never logged in included), sorted by address.
@@ -287,7 +302,8 @@ def export_accounts(domains, users, aliases, columns=None, names=None):
     domain name stored twice is listed once (its lowest id's row). The
     account-model keys (``active``, ``default_quota``, ``alias_of`` of
     domains; ``quota``, ``active`` of users and aliases) are included when
-    their columns exist; ``alias_of`` only for alias domains.
+    their columns exist; ``alias_of`` only for alias domains, ``host`` (of
+    domains and users) only when set.
     """
     columns = columns or {}
     names = names or {}
@@ -298,14 +314,17 @@ def export_accounts(domains, users, aliases, columns=None, names=None):
     for name in sorted(first):
         entry = dict(name=name)
         details = info.domain_details(first[name], names, columns)
-        if details.get('alias_of') is None:
-            details.pop('alias_of', None)
+        for name in ('alias_of', 'host'):
+            if details.get(name) is None:
+                details.pop(name, None)
         entry.update(details)
         out_domains.append(entry)
     out_users = []
     for row in sorted(users, key=lambda r: r['email']):
         entry = dict(email=row['email'], password_hash=row['password'])
         entry.update(info.user_details(row, {}, {}, columns, ()))
+        if entry.get('host') is None:
+            entry.pop('host', None)
         out_users.append(entry)
     by_source = {}
     for row in aliases:

@@ -23,6 +23,8 @@ description:
   - I(quota) and I(active) need schema version 4 (columns C(virtual_users.quota) and C(virtual_users.active), added
     by M(vmail.mailserver.mail_schema), which the mailsql role runs). On an older database the module keeps working
     without them, and setting one fails naming migration 4; nothing is written.
+  - I(host) needs schema version 5 (column C(virtual_users.host)); setting it on an older database fails naming
+    migration 5, nothing is written.
   - "Host requirements: PyMySQL, passlib and idna on the managed host. On Python 3.13 (Debian 13),
     which has no C(crypt) module, install C(python3-crypt-r) so passlib hashes with the C library
     (about 1-2 ms per SHA512-CRYPT hash instead of passlib's pure-Python fallback); see
@@ -92,6 +94,18 @@ options:
       - Not set leaves the stored value; a new mailbox is created enabled.
     type: bool
     version_added: "0.3.0"
+  host:
+    description:
+      - The mail node that stores this mailbox (C(virtual_users.host)), when the mail service runs on several nodes.
+        Overrides the I(host) of its domain (see M(vmail.mailserver.mail_domain)).
+      - The other nodes hand mail for the mailbox to this node over LMTP (port 24) and proxy its IMAP, POP3 and
+        ManageSieve logins to it (C(postfix_node_name), C(dovecot_node_name); see C(roles/dovecot/README.md),
+        section "Moving a mailbox between nodes").
+      - A host name (not an IP address), normalized like a domain name (lowercase, A-label) but one label is enough;
+        at most 255 characters.
+      - An empty string clears it (NULL, the domain's node). Not set leaves the stored value; a new mailbox gets NULL.
+    type: str
+    version_added: "0.4.0"
   state:
     description:
       - C(present) creates or updates the mailbox, C(absent) removes its row.
@@ -145,6 +159,12 @@ EXAMPLES = r'''
     active: false
     config_file: /etc/vmail/mailsql-admin.cnf
 
+- name: Keep a mailbox on the mail node mail2.example.net (after moving its mail there)
+  vmail.mailserver.mail_user:
+    email: frank@example.com
+    host: mail2.example.net
+    config_file: /etc/vmail/mailsql-admin.cnf
+
 - name: Remove a mailbox (mail on disk stays)
   vmail.mailserver.mail_user:
     email: dave@example.com
@@ -181,10 +201,18 @@ active:
   type: bool
   sample: true
   version_added: "0.3.0"
+host:
+  description: The mailbox's own mail node after the run; null when not set (its domain's node), when absent or when
+    the database is below schema version 5.
+  returned: always
+  type: str
+  sample: mail2.example.net
+  version_added: "0.4.0"
 diff:
   description:
     - Before and after state of the mailbox, when run with C(--diff). The password is never shown,
-      only C((hidden)), its scheme, and C(password_changed). With schema version 4 also C(quota) and C(active).
+      only C((hidden)), its scheme, and C(password_changed). With schema version 4 also C(quota) and C(active),
+      with version 5 C(host).
   returned: when diff mode is on
   type: dict
   sample: {"before": {}, "after": {"email": "alice@example.com", "domain": "example.com",
@@ -211,13 +239,14 @@ def main():
         lowercase_local_part=dict(type='bool', default=True),
         quota=dict(type='raw'),
         active=dict(type='bool'),
+        host=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('password', 'password_hash')])
     accounts.require_libraries(module)
     p = module.params
     user = dict((k, p[k]) for k in ('email', 'password', 'password_hash', 'password_scheme', 'update_password', 'state',
-                                    'quota', 'active'))
+                                    'quota', 'active', 'host'))
     try:
         desired, entry = accounts.normalize_single(users=[user], lowercase_local_part=p['lowercase_local_part'])
     except accounts.AccountsError as exc:
@@ -244,7 +273,7 @@ def main():
         current = accounts.user_attributes(outcome.state, outcome.plan, key, after=False)
         final = accounts.user_attributes(outcome.state, outcome.plan, key, after=True)
         result = dict(changed=change is not None, email=email, password_changed=False, password_scheme=stored_scheme,
-                      quota=None, active=None)
+                      quota=None, active=None, host=None)
         if entry['state'] == accounts.ABSENT:
             before, after = (view(row['email'], stored_scheme, attributes=current) if row else {}), {}
             result['password_scheme'] = None

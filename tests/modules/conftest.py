@@ -124,9 +124,9 @@ ROOT_LOGIN = dict(login_unix_socket=SOCKET, login_user='root', login_password=RO
 
 @pytest.fixture
 def db4(db):
-    """The test database migrated to schema version 4 (the account model) by mail_schema."""
+    """The test database migrated to the latest schema version (4 = the account model, 5 = mail nodes) by mail_schema."""
     r = run_module('mail_schema', dict(ROOT_LOGIN), login=False)
-    assert r.rc == 0 and r['version'] == 4, r
+    assert r.rc == 0 and r['version'] == 5, r
     return db
 
 

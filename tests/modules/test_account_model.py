@@ -86,7 +86,8 @@ def test_domain_active_and_default_quota(db4):
     before = db4.snapshot()
     r = ok(run_module('mail_domain', args, check=True, diff=True))
     assert r['changed'] and r['id'] is None and db4.snapshot() == before
-    assert r['diff']['after'] == {'name': 'example.com', 'active': False, 'default_quota': 2 * GIB, 'alias_of': None}
+    assert r['diff']['after'] == {'name': 'example.com', 'active': False, 'default_quota': 2 * GIB, 'alias_of': None,
+                                  'host': None}
     r = ok(run_module('mail_domain', args))
     assert r['changed'] and r['active'] is False and r['default_quota'] == 2 * GIB
     assert domains(db4) == {'example.com': (0, 2 * GIB, None)}
@@ -194,8 +195,9 @@ def test_accounts_with_the_model_options(db4):
     before = db4.snapshot()
     r = ok(run_module('mail_accounts', ACCOUNTS, check=True, diff=True))
     assert r['changed'] and db4.snapshot() == before
-    assert '+ domain example.net (active=true, alias_of=example.com, default_quota=0)' in r['diff']['prepared']
-    assert '+ user b@example.com (password (hidden), SHA512-CRYPT, active=false, quota=2147483648)' in r['diff']['prepared']
+    assert '+ domain example.net (active=true, alias_of=example.com, default_quota=0, host=none)' in r['diff']['prepared']
+    assert ('+ user b@example.com (password (hidden), SHA512-CRYPT, active=false, host=none, quota=2147483648)'
+            in r['diff']['prepared'])
     ok(run_module('mail_accounts', ACCOUNTS))
     assert domains(db4) == {'example.com': (1, GIB, None), 'example.net': (1, 0, 'example.com'),
                             'old.example': (0, 0, None)}

@@ -51,10 +51,11 @@ def expand(query, key):
 
 
 class Lookup(object):
-    def __init__(self, version):
+    def __init__(self, version, node_name=None):
         self.conn = pymysql.connect(unix_socket=SOCKET, user='root', password=ROOT_PW, database=DB, autocommit=True)
-        self.postfix = vmail_lookups.postfix_queries(version)
+        self.postfix = vmail_lookups.postfix_queries(version, node_name)
         self.version = version
+        self.node_name = node_name
 
     def __call__(self, table, key):
         sql = expand(self.postfix[table], key)
@@ -64,19 +65,23 @@ class Lookup(object):
             cur.execute(sql)
             return sorted(str(r[0]) for r in cur.fetchall())
 
-    def login(self, email, dovecot_version):
-        query = vmail_lookups.dovecot_queries(self.version, dovecot_version)['password_query']
+    def login(self, email, dovecot_version, fields=False):
+        """The passdb rows for ``email``: the user names, or with ``fields`` {field: value} without NULLs
+        (Dovecot ignores a NULL field)."""
+        query = vmail_lookups.dovecot_queries(self.version, dovecot_version, self.node_name)['password_query']
         value = "'%s'" % pymysql.converters.escape_string(email)
         sql = query.replace("'%u'", value).replace("'%{user}'", value)
-        with self.conn.cursor() as cur:
+        with self.conn.cursor(pymysql.cursors.DictCursor if fields else None) as cur:
             cur.execute(sql)
+            if fields:
+                return [dict((k, v) for k, v in r.items() if v is not None and k != 'password') for r in cur.fetchall()]
             return [r[0] for r in cur.fetchall()]
 
 
 @pytest.fixture
 def model(db):
     r = run_module('mail_schema', dict(ROOT), login=False)
-    assert r.rc == 0 and r['version'] == 4, r
+    assert r.rc == 0 and r['version'] == 5, r
     ok(run_module('mail_accounts', ACCOUNTS))
     return Lookup(4)
 
@@ -332,3 +337,82 @@ def test_guide_schema_has_no_userdb_queries():
     for version in (1, 2, 3):
         assert set(vmail_lookups.dovecot_queries(version, '2.3')) == {'password_query'}
         assert 'quota_access' not in vmail_lookups.postfix_queries(version)
+
+
+# ---------------------------------------------------------------- mail nodes (schema version 5)
+
+NODES = {
+    'domains': [{'name': 'example.com', 'host': 'm1.example.net'}, {'name': 'two.example', 'host': 'm2.example.net'},
+                {'name': 'plain.example'}, {'name': 'alias.example', 'alias_of': 'two.example'}],
+    'users': [{'email': 'home@example.com', 'password': 'pw'},                            # domain's node m1
+              {'email': 'away@example.com', 'password': 'pw', 'host': 'm2.example.net'},  # own node m2
+              {'email': 'back@two.example', 'password': 'pw', 'host': 'm1.example.net'},  # back on m1
+              {'email': 'bo@two.example', 'password': 'pw'},                              # domain's node m2
+              {'email': 'solo@plain.example', 'password': 'pw'},                          # no node at all
+              {'email': 'far@plain.example', 'password': 'pw', 'host': 'm3'}],
+    'aliases': [{'source': 'team@example.com', 'destination': ['home@example.com', 'away@example.com']}],
+}
+
+
+@pytest.fixture
+def nodes(db):
+    assert ok(run_module('mail_schema', dict(ROOT), login=False))['version'] == 5
+    ok(run_module('mail_accounts', NODES))
+    return Lookup(5, 'm1.example.net')
+
+
+def test_transport_sends_mailboxes_of_other_nodes_there(nodes):
+    assert nodes('transport', 'away@example.com') == ['lmtp:inet:m2.example.net:24']
+    assert nodes('transport', 'bo@two.example') == ['lmtp:inet:m2.example.net:24']    # the domain's node
+    assert nodes('transport', 'far@plain.example') == ['lmtp:inet:m3:24']
+    assert nodes('transport', 'AWAY@Example.com') == ['lmtp:inet:m2.example.net:24']  # as MariaDB compares
+    # this node's mailboxes, mailboxes without a node, domains and unknown keys: the default transport
+    for key in ('home@example.com', 'back@two.example', 'solo@plain.example', 'nobody@two.example',
+                'two.example', '@two.example', 'team@example.com', "x' OR '1'='1"):
+        assert nodes('transport', key) == [], key
+
+
+def test_transport_on_the_other_node_and_without_a_node_name(nodes):
+    m2 = Lookup(5, 'm2.example.net')
+    assert m2('transport', 'home@example.com') == ['lmtp:inet:m1.example.net:24']
+    assert m2('transport', 'back@two.example') == ['lmtp:inet:m1.example.net:24']
+    assert m2('transport', 'away@example.com') == [] and m2('transport', 'bo@two.example') == []
+    assert 'transport' not in Lookup(5).postfix                     # one node: no transport table
+    assert 'transport' not in vmail_lookups.postfix_queries(4, 'm1.example.net')
+    assert set(vmail_lookups.postfix_queries(4)) == set(Lookup(5).postfix)
+    assert 'host' not in vmail_lookups.dovecot_queries(4, '2.3', 'm1.example.net')['password_query']
+
+
+@pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
+def test_passdb_proxies_logins_of_other_nodes(nodes, dovecot_version):
+    assert nodes.login('away@example.com', dovecot_version, fields=True) == [
+        {'user': 'away@example.com', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
+    assert nodes.login('bo@two.example', dovecot_version, fields=True) == [
+        {'user': 'bo@two.example', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
+    for email in ('home@example.com', 'back@two.example', 'solo@plain.example'):
+        assert nodes.login(email, dovecot_version, fields=True) == [{'user': email}], email
+    m2 = Lookup(5, 'm2.example.net')
+    assert m2.login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
+    assert m2.login('home@example.com', dovecot_version, fields=True) == [
+        {'user': 'home@example.com', 'proxy': 'Y', 'host': 'm1.example.net', 'starttls': 'any-cert'}]
+    assert Lookup(5).login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
+
+
+def test_moving_a_mailbox_changes_its_transport_and_proxy(nodes):
+    ok(run_module('mail_user', {'email': 'home@example.com', 'host': 'm2.example.net'}))
+    assert nodes('transport', 'home@example.com') == ['lmtp:inet:m2.example.net:24']
+    assert nodes.login('home@example.com', '2.4', fields=True)[0]['host'] == 'm2.example.net'
+    ok(run_module('mail_user', {'email': 'home@example.com', 'host': ''}))          # back to the domain's node
+    ok(run_module('mail_domain', {'name': 'two.example', 'host': ''}))              # the domain on no node
+    assert nodes('transport', 'home@example.com') == [] and nodes('transport', 'bo@two.example') == []
+
+
+@pytest.mark.parametrize('bad', ["m1' OR '1'='1", 'm1 example', '10.0.0.1', ''])
+def test_node_name_is_validated(bad):
+    if bad == '':
+        assert 'transport' not in vmail_lookups.postfix_queries(5, bad)
+        return
+    with pytest.raises(ValueError, match='host name'):
+        vmail_lookups.postfix_queries(5, bad)
+    with pytest.raises(ValueError, match='host name'):
+        vmail_lookups.dovecot_queries(5, '2.3', bad)

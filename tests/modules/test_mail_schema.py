@@ -63,17 +63,17 @@ def make_version3(db):
 def test_empty_database(empty):
     before = catalog(empty)
     r = ok(schema(check=True, diff=True))
-    assert r['changed'] and r['version_before'] is None and r['version'] == 4
-    assert [m['version'] for m in r['migrations']] == [2, 3, 4]
+    assert r['changed'] and r['version_before'] is None and r['version'] == 5
+    assert [m['version'] for m in r['migrations']] == [2, 3, 4, 5]
     assert 'CREATE TABLE virtual_domains' in r['diff']['prepared']
     assert catalog(empty) == before  # check mode: no DDL
     r = ok(schema())
     assert r['changed'] and r['created_tables'] == ['virtual_domains', 'virtual_users', 'virtual_aliases',
                                                     'vmail_schema']
-    assert version(empty) == [{'version': 4}]
+    assert version(empty) == [{'version': 5}]
     assert {('vmail_quota_usage',), ('vmail_last_login',)} <= tables(empty)
     r = ok(schema())
-    assert not r['changed'] and r['version_before'] == 4 and r['migrations'] == []
+    assert not r['changed'] and r['version_before'] == 5 and r['migrations'] == []
     assert not ok(schema(check=True))['changed']
 
 
@@ -82,8 +82,8 @@ def test_guide_schema_with_encrypt_rows_keeps_every_row(db):
         db.execute(sql)
     before = db.snapshot()
     r = ok(schema(diff=True))
-    assert r['version_before'] is None and r['version'] == 4 and r['created_tables'] == ['vmail_schema']
-    assert [m['version'] for m in r['migrations']] == [2, 3, 4]
+    assert r['version_before'] is None and r['version'] == 5 and r['created_tables'] == ['vmail_schema']
+    assert [m['version'] for m in r['migrations']] == [2, 3, 4, 5]
     after = db.snapshot()
     for table, rows in before.items():
         assert [dict((k, row[k]) for k in rows[0]) for row in after[table]] == rows  # every row, every value kept
@@ -104,11 +104,11 @@ def test_version3_with_data(db):
                "'a@example.com')", (did,))
     before, cat = db.snapshot(), catalog(db)
     r = ok(schema(check=True, diff=True))
-    assert r['changed'] and r['version_before'] == 3 and r['version'] == 4
+    assert r['changed'] and r['version_before'] == 3 and r['version'] == 5
     assert 'ADD COLUMN `quota` BIGINT UNSIGNED NOT NULL DEFAULT 0' in r['diff']['prepared']
     assert catalog(db) == cat and version(db) == [{'version': 3}]
     r = ok(schema())
-    assert [m['version'] for m in r['migrations']] == [4] and version(db) == [{'version': 4}]
+    assert [m['version'] for m in r['migrations']] == [4, 5] and version(db) == [{'version': 5}]
     assert db.query('SELECT email, password, active, quota FROM virtual_users') == [
         {'email': 'a@example.com', 'password': '$6$x$y', 'active': 1, 'quota': 0}]
     assert len(db.snapshot()['virtual_aliases']) == len(before['virtual_aliases'])
@@ -125,7 +125,7 @@ def test_duplicate_domains_stop_migration_2_naming_the_rows(db):
     assert db.snapshot() == before
     assert version(db) == [{'version': 1}]  # the guide schema was recorded, nothing else
     db.execute('DELETE FROM virtual_domains WHERE id = 3')
-    assert ok(schema())['version'] == 4
+    assert ok(schema())['version'] == 5
 
 
 def test_incompatible_existing_column_fails_naming_it(db):
@@ -157,7 +157,7 @@ def test_newer_schema_is_refused(db):
     make_version3(db)
     db.execute('UPDATE vmail_schema SET version = 99')
     cat = catalog(db)
-    failed(schema(), 'schema version 99', 'only knows versions up to 4', 'Upgrade the collection')
+    failed(schema(), 'schema version 99', 'only knows versions up to 5', 'Upgrade the collection')
     assert catalog(db) == cat and version(db) == [{'version': 99}]
 
 

@@ -32,8 +32,8 @@ alias; sales@example.com; True; alice@example.com
 
 @pytest.fixture
 def db4(db):
-    """The test database migrated to schema version 4 by mail_schema."""
-    assert ok(run_module('mail_schema', dict(ROOT), login=False))['version'] == 4
+    """The test database migrated to the latest schema version by mail_schema."""
+    assert ok(run_module('mail_schema', dict(ROOT), login=False))['version'] == 5
     return db
 
 

@@ -26,3 +26,13 @@ def test_dovecot_dict_needs_the_account_model(version):
 def test_unknown_server_is_refused():
     with pytest.raises(AnsibleFilterError, match='dovecot_dict'):
         lookup_queries(4, 'exim')
+
+
+def test_node_name_reaches_the_queries_and_is_validated():
+    queries = lookup_queries(5, 'postfix', node_name='mail1.example.net')
+    assert "<> 'mail1.example.net'" in queries['transport']
+    assert 'transport' not in lookup_queries(5, 'postfix') and 'transport' not in lookup_queries(4, 'postfix', 'x', 'm1')
+    password = lookup_queries(5, 'dovecot', dovecot_version='2.4', node_name='mail1')['password_query']
+    assert "AS proxy" in password and "<> 'mail1'" in password and "'%{user}'" in password
+    with pytest.raises(AnsibleFilterError, match='lookup_queries: host name .mail1; DROP.'):
+        lookup_queries(5, 'postfix', node_name='mail1; DROP')

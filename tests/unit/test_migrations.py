@@ -36,13 +36,16 @@ def kinds(plan):
 
 def test_empty_database_creates_everything_in_order():
     plan = mig.plan_schema(mig.Catalog())
-    assert plan.version_before is None and plan.version == mig.LATEST == 4
+    assert plan.version_before is None and plan.version == mig.LATEST == 5
     assert plan.created_tables == ['virtual_domains', 'virtual_users', 'virtual_aliases', 'vmail_schema']
-    assert kinds(plan)[4:] == [('record_version', 1), ('migration', 2), ('migration', 3), ('migration', 4)]
+    assert kinds(plan)[4:] == [('record_version', 1), ('migration', 2), ('migration', 3), ('migration', 4),
+                               ('migration', 5)]
     # the tables are created empty: no data check is planned for them
     assert all(not s.checks for s in plan.steps)
     statements = mig.create_statements()
-    assert statements[-1] == 'UPDATE `vmail_schema` SET `version` = 4'
+    assert statements[-1] == 'UPDATE `vmail_schema` SET `version` = 5'
+    assert statements[-3:-1] == ['ALTER TABLE `virtual_domains` ADD COLUMN `host` VARCHAR(255) NULL DEFAULT NULL',
+                                 'ALTER TABLE `virtual_users` ADD COLUMN `host` VARCHAR(255) NULL DEFAULT NULL']
     assert any('ADD COLUMN `quota` BIGINT UNSIGNED NOT NULL DEFAULT 0' in s for s in statements)
     assert any('FOREIGN KEY (`alias_of`) REFERENCES `virtual_domains` (`id`) ON DELETE CASCADE' in s
                for s in statements)
@@ -52,7 +55,7 @@ def test_guide_schema_records_version_1_and_checks_the_data():
     plan = mig.plan_schema(catalog())
     assert plan.created_tables == ['vmail_schema']
     assert kinds(plan) == [('create_table', None), ('record_version', 1), ('migration', 2), ('migration', 3),
-                           ('migration', 4)]
+                           ('migration', 4), ('migration', 5)]
     step2 = plan.steps[2]
     assert [c.table for c in step2.checks] == ['virtual_domains']
     assert 'GROUP BY `name` HAVING COUNT(*) > 1' in step2.checks[0].sql
@@ -60,20 +63,21 @@ def test_guide_schema_records_version_1_and_checks_the_data():
 
 def test_version_3_plans_only_migration_4_and_nothing_at_4():
     plan = mig.plan_schema(catalog(version=3))
-    assert plan.version_before == 3 and kinds(plan) == [('migration', 4)] and plan.migrations[0]['version'] == 4
+    assert plan.version_before == 3 and kinds(plan) == [('migration', 4), ('migration', 5)]
+    assert plan.migrations[0]['version'] == 4
     assert 'ALTER TABLE `virtual_users` ADD COLUMN `active`' in plan.diff_text()
-    plan = mig.plan_schema(catalog(version=4))
-    assert not plan.changed and plan.steps == [] and plan.version == 4 and plan.diff_text() == ''
+    plan = mig.plan_schema(catalog(version=5))
+    assert not plan.changed and plan.steps == [] and plan.version == 5 and plan.diff_text() == ''
 
 
 def test_several_version_rows_are_recorded_again():
     plan = mig.plan_schema(catalog(version=3, rows=2))
-    assert kinds(plan)[0] == ('record_version', 1) and [v for k, v in kinds(plan)] == [1, 2, 3, 4]
+    assert kinds(plan)[0] == ('record_version', 1) and [v for k, v in kinds(plan)] == [1, 2, 3, 4, 5]
 
 
 def test_newer_schema_is_refused():
     with pytest.raises(mig.MigrationError, match='schema version 7, but this version of vmail.mailserver only '
-                                                 'knows versions up to 4. Upgrade the collection'):
+                                                 'knows versions up to 5. Upgrade the collection'):
         mig.plan_schema(catalog(version=7), database='mailserver')
 
 
@@ -158,15 +162,15 @@ def test_apply_runs_checks_then_ddl_and_check_mode_runs_no_ddl():
     plan = mig.plan_schema(catalog(version=3))
     cursor = FakeCursor()
     mig.apply_schema(cursor, plan, catalog(version=3).tables, check_mode=True)
-    assert cursor.executed == []  # migration 4 on fresh columns has no data check
+    assert cursor.executed == []  # migrations 4 and 5 on fresh columns have no data check
     plan = mig.plan_schema(catalog(version=1))
     cursor = FakeCursor()
     mig.apply_schema(cursor, plan, catalog(version=1).tables, check_mode=True)
     assert cursor.executed and all(s.startswith('SELECT') for s in cursor.executed)
     cursor = FakeCursor()
     done = mig.apply_schema(cursor, plan, catalog(version=1).tables)
-    assert [s.version for s in done] == [2, 3, 4] and cursor.commits == 3
-    assert cursor.executed[-1] == 'UPDATE `vmail_schema` SET `version` = 4'
+    assert [s.version for s in done] == [2, 3, 4, 5] and cursor.commits == 4
+    assert cursor.executed[-1] == 'UPDATE `vmail_schema` SET `version` = 5'
 
 
 def test_apply_stops_naming_conflicting_rows_before_any_ddl():
@@ -181,9 +185,9 @@ def test_apply_stops_naming_conflicting_rows_before_any_ddl():
 
 
 def test_schema_description_of_the_account_model():
-    assert [c.name for c in schema.USERS.optional] == ['active', 'quota']
-    assert [c.name for c in schema.DOMAINS.optional] == ['active', 'default_quota', 'alias_of']
-    assert all(c.since == 4 for t in schema.SCHEMA for c in t.optional)
+    assert [c.name for c in schema.USERS.optional] == ['active', 'quota', 'host']
+    assert [c.name for c in schema.DOMAINS.optional] == ['active', 'default_quota', 'alias_of', 'host']
+    assert all(c.since == (5 if c.name == 'host' else 4) for t in schema.SCHEMA for c in t.optional)
     assert schema.insert_sql(schema.USERS, ['active', 'quota']) == (
         'INSERT INTO `virtual_users` (`domain_id`, `email`, `password`, `active`, `quota`) VALUES (%s, %s, %s, %s, %s)')
     assert schema.select_sql(schema.ALIASES, extra=['active']).startswith(

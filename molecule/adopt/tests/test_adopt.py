@@ -42,8 +42,8 @@ def test_redeclared_encrypt_password_was_not_rehashed(host, mail):
 
 
 def test_schema_version_recorded(host):
-    # every migration applied on the adopted server (schema version 4: the account model)
-    assert int(_sql(host, "SELECT MAX(version) FROM mailserver.vmail_schema")) == 4
+    # every migration applied on the adopted server (schema version 5: the account model, mail nodes)
+    assert int(_sql(host, "SELECT MAX(version) FROM mailserver.vmail_schema")) == 5
 
 
 def test_every_guide_account_still_logs_in(mail):

@@ -170,6 +170,7 @@ def _all_secrets(host, mail):
     ("/etc/postfix/mysql-virtual-alias-domain-sender-login-maps.cf", "root", "postfix", 0o640),
     ("/etc/postfix/mysql-virtual-recipient-access.cf", "root", "postfix", 0o640),
     ("/etc/postfix/mysql-virtual-quota-access.cf", "root", "postfix", 0o640),
+    ("/etc/postfix/mysql-virtual-transport-maps.cf", "root", "postfix", 0o640),
     ("/etc/vmail/mailsql-admin.cnf", "root", "root", 0o600),
 ])
 def test_credential_files_modes(host, path, owner, group, mode):

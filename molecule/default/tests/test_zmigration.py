@@ -57,5 +57,5 @@ def test_migration_stops_on_conflicting_rows_and_keeps_them(host, scratch_db):
     _sql(host, f"DELETE FROM {DB}.virtual_domains WHERE id = 3")
     proc = run_playbook(host, "molecule/default/migration-check.yml", "-e", f"mailsql_db_name={scratch_db}")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert _sql(host, f"SELECT MAX(version) FROM {DB}.vmail_schema") == "4"
+    assert _sql(host, f"SELECT MAX(version) FROM {DB}.vmail_schema") == "5"
     assert _sql(host, f"SELECT COUNT(*) FROM {DB}.virtual_aliases") == "1"
