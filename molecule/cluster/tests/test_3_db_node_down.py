@@ -8,18 +8,18 @@ import pathlib
 import tempfile
 
 import pytest
-from clustertest import (DB_NODES, MAIL_NODES, PREFIX, cluster_ready, container, docker, fqdn,
+from clustertest import (DB_NODES, MAIL_NODES, PREFIX, cluster_ready, fqdn,
                          imap_count, inventory_vars, new_token, node, run_playbook, send, sql,
                          wait_delivered, wait_for)
 
 NEW_USER = "dave@example.com"
 NEW_PASSWORD = "Dave-Cluster-Pass-4"
 # The CA certificate the mailsql role keeps on every DB node (its export mailsql__tls_ca_cert).
-CA_FILE = "/etc/vmail/mailsql/tls/ca.crt"
+CA_FILE = "/etc/mysql/vmail-tls/ca.pem"
 
 
 def test_stop_db1():
-    docker("stop", container("db1"))
+    node("db1").check_output("systemctl stop mariadb")
     wait_for(lambda: cluster_ready("db2", 2) and cluster_ready("db3", 2),
              what="db2 and db3 in a primary component of 2")
 
@@ -71,7 +71,7 @@ def test_account_change_through_the_modules():
 
 
 def test_start_db1_rejoins_and_holds_the_change():
-    docker("start", container("db1"))
+    node("db1").check_output("systemctl start mariadb")
     wait_for(lambda: cluster_ready("db1", 3), timeout=240, what="db1 to rejoin the cluster")
     assert sql("db1", f"SELECT COUNT(*) FROM mailserver.virtual_users WHERE email = '{NEW_USER}'") == [["1"]]
     counts = {db: sql(db, "SELECT COUNT(*) FROM mailserver.virtual_users")[0][0] for db in DB_NODES}
