@@ -38,6 +38,12 @@ def password(email):
     raise KeyError(email)
 
 
+def inventory_address(name):
+    """The fixed address of container *name* (molecule.yml: etc_hosts, ipv4_address)."""
+    subnet = os.environ.get("VMAIL_CLUSTER_SUBNET", "172.30.50")
+    return f"{subnet}.{ {'db1': 11, 'db2': 12, 'db3': 13, 'mail1': 21, 'mail2': 22}[name] }"
+
+
 def fqdn(name):
     return f"{name}.cluster.test"
 

@@ -2,7 +2,7 @@
 users sent to the surviving node is queued (no 5xx, no bounce) and delivered exactly once after
 the node returns. File order: the first test stops mail2, the last starts it again."""
 
-from clustertest import (container, docker, imap_count, maildir_count, new_token, node, queue,
+from clustertest import (container, docker, imap_count, inventory_address, maildir_count, new_token, node, queue,
                          send, wait_delivered, wait_for, wait_services)
 
 TOKENS = {}
@@ -37,7 +37,8 @@ def test_mail_for_the_stopped_node_is_queued_not_bounced():
 def test_start_mail2_and_the_queued_mail_arrives_once():
     docker("start", container("mail2"))
     wait_services("mail2", ["postfix", "dovecot"])
-    wait_for(lambda: node("mail2").socket("tcp://0.0.0.0:24").is_listening, what="LMTP on mail2")
+    lmtp = f"tcp://{inventory_address('mail2')}:24"
+    wait_for(lambda: node("mail2").socket(lmtp).is_listening, what="LMTP on mail2")
     node("mail1").check_output("postqueue -f")
     token = TOKENS["bob"]
     assert wait_delivered("mail2", "bob@example.net", token, timeout=120) == 1
