@@ -13,6 +13,7 @@ points the mail server's resolver at it for the time of this module. Then:
 - mail the outside MX sends to a user finds the server through the published MX record.
 """
 
+import email
 import json
 import shlex
 import time
@@ -21,8 +22,13 @@ import pytest
 import testinfra
 from vmailtest import make_message, run_playbook
 
+from test_rspamd import delivered, wait_milter
+
 ALICE = "alice@example.com"
 CATCHER_MAILDIR = "/home/catcher/Maildir"
+# outside.test's own policy records (the fixture serves them): only its MX sends its mail.
+OUTSIDE_SPF = "v=spf1 mx -all"
+OUTSIDE_DMARC = "v=DMARC1; p=reject"
 
 # Verifies every DKIM-Signature of the message on stdin, the keys fetched from DNS (the host's
 # resolver: dnsmasq); prints {"<selector>": true|false}.
@@ -69,6 +75,17 @@ def write_in_place(host, path, text):
     host.check_output(f"printf '%s' {shlex.quote(text)} > {path}")
 
 
+def serve(dns, records):
+    """Make the outside host's dnsmasq serve exactly *records* (besides what it forwards)."""
+    write_in_place(dns, "/etc/dnsmasq.d/50-vmail-records.conf", "\n".join(dnsmasq_lines(records)) + "\n")
+    dns.check_output("systemctl restart dnsmasq")
+
+
+def restart_rspamd(host):
+    host.check_output("systemctl restart rspamd")
+    wait_milter(host, up=True)
+
+
 @pytest.fixture(scope="module")
 def outside(host):
     """The partner MX/DNS container, serving this server's published records; the mail server
@@ -84,21 +101,23 @@ def outside(host):
         {"type": "A", "name": host.ansible.get_variables()["postfix_myhostname"], "value": mail_ip},
         {"type": "MX", "name": "outside.test", "value": "mx.outside.test", "priority": 10},
         {"type": "A", "name": "mx.outside.test", "value": outside_ip},
-        {"type": "TXT", "name": "outside.test", "value": "v=spf1 mx -all"},
+        {"type": "TXT", "name": "outside.test", "value": OUTSIDE_SPF},
+        {"type": "TXT", "name": "_dmarc.outside.test", "value": OUTSIDE_DMARC},
     ]
-    conf = "\n".join(dnsmasq_lines(records + own)) + "\n"
-    write_in_place(other, "/etc/dnsmasq.d/50-vmail-records.conf", conf)
-    other.check_output("systemctl restart dnsmasq")
+    serve(other, records + own)
 
     saved = {p: host.check_output(f"cat {p}") + "\n" for p in
              ("/etc/resolv.conf", "/var/spool/postfix/etc/resolv.conf")}
     for path in saved:
         write_in_place(host, path, f"nameserver {outside_ip}\n")
     host.check_output("postfix reload")
-    yield {"host": other, "ip": outside_ip, "mail_ip": mail_ip, "records": records}
+    # rspamd reads /etc/resolv.conf when it starts: restarted to check SPF/DMARC through dnsmasq.
+    restart_rspamd(host)
+    yield {"host": other, "ip": outside_ip, "mail_ip": mail_ip, "records": records, "own": own}
     for path, text in saved.items():
         write_in_place(host, path, text)
     host.check_output("postfix reload")
+    restart_rspamd(host)
 
 
 def outside_message(outside, token, timeout=60):
@@ -180,6 +199,30 @@ def test_outside_mx_reaches_the_server_through_the_published_mx(host, mail, outs
     assert delivered_from_outside(dns, mail, token), dns.run("postqueue -p").stdout
     log = dns.run("journalctl -u postfix@- --no-pager -n 50").stdout
     assert f"relay=mail.example.com[{outside['mail_ip']}]:25" in log, log
+
+
+def authentication_results(raw):
+    """The Authentication-Results headers of *raw* (bytes), each unfolded into one line."""
+    return [" ".join(str(value).split())
+            for value in email.message_from_bytes(raw).get_all("Authentication-Results", [])]
+
+
+def test_mail_from_outside_gets_spf_and_dmarc_results(host, mail, outside):
+    """Mail the outside MX delivers for friend@outside.test carries rspamd's verdicts on it, judged
+    through the published records (outside.test: OUTSIDE_SPF, OUTSIDE_DMARC): SPF passes for the
+    MX's address and DMARC passes for the From domain outside.test (aligned by SPF)."""
+    dns = outside["host"]
+    token = send_from_outside(dns, "friend@outside.test")
+    assert delivered_from_outside(dns, mail, token), dns.run("postqueue -p").stdout
+    raw = delivered(host, mail, ALICE, token)
+    results = authentication_results(raw)
+    assert len(results) == 1, results
+    verdicts = {v.split("=", 1)[0]: v for v in (part.strip() for part in results[0].split(";")) if "=" in v}
+    assert verdicts.get("spf", "").startswith("spf=pass "), results
+    assert "smtp.mailfrom=friend@outside.test" in verdicts["spf"], results
+    assert outside["ip"] in verdicts["spf"], results
+    assert verdicts.get("dmarc", "").startswith("dmarc=pass "), results
+    assert "header.from=outside.test" in verdicts["dmarc"], results
 
 
 def postfix_role(host, **extra):
