@@ -20,7 +20,7 @@ import time
 
 import pytest
 import testinfra
-from vmailtest import make_message, run_playbook
+from vmailtest import dkim_private_key_texts, make_message, run_playbook
 
 from test_rspamd import delivered, wait_milter
 
@@ -257,3 +257,79 @@ def test_dns_checks_on_with_the_published_records(host, mail, outside):
         postfix_role(host)
         dns.run("postsuper -d ALL")  # the refused message would otherwise retry for days
     assert "reject_unknown_sender_domain" not in host.check_output("postconf -h smtpd_sender_restrictions")
+
+
+SIGNING_CONF = "/etc/rspamd/local.d/dkim_signing.conf"
+KEYS_JSON = "/root/vmail-test-dkim-keys.json"
+OLD = ["mail", "mail-ed25519"]
+
+
+def submit_outside(host, mail, outside, note):
+    """Alice's message to the outside MX; its path there (the catcher's Maildir)."""
+    token, msg = make_message(ALICE, "friend@outside.test")
+    msg.set_content(f"{note}\n{token}\n")
+    with mail.submission(ALICE) as smtp:
+        smtp.send_message(msg)
+    assert outside_message(outside, token) is not None, host.run("postqueue -p").stdout
+    return outside["host"].check_output(f"grep -rlF -- {token} {CATCHER_MAILDIR}/new")
+
+
+def dkim_verdicts(outside, path):
+    """{selector: verified} for every DKIM-Signature of the message at *path* on the outside host,
+    dkimpy fetching the keys from its DNS server."""
+    run = outside["host"].run(f"python3 -c {shlex.quote(VERIFY_ALL)} < {path}")
+    assert run.rc == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_key_rotation_verifies_at_the_outside_mx(host, mail, outside):
+    """Rotation as docs/dns.md tells it: a new selector signs, the old one stays published (retired).
+    One rspamd role run (at -vvv) makes the new keys; mail_domain returns the records again, the
+    DNS server serves them; at the outside MX both new signatures (RSA, ed25519) verify, the old
+    selector's record still answers and mail signed with it before the rotation still verifies.
+    The run's output holds no private key text. Afterwards the old configuration is put back by
+    hand (no second role run): the new keys removed, dkim_signing.conf and the DNS restored, and
+    mail is signed with the old selectors again."""
+    dns = outside["host"]
+    new = f"rot{int(time.time()) % 100000}"
+    old_mail = submit_outside(host, mail, outside, "Signed before the rotation.")
+    assert dkim_verdicts(outside, old_mail) == {s: True for s in OLD}
+    old_rdata = dns.check_output("dig +short TXT mail._domainkey.example.com @127.0.0.1")
+    keys_before = host.check_output("ls /var/lib/rspamd/dkim").split()
+    host.check_output(f"cp -p {SIGNING_CONF} {SIGNING_CONF}.vmail-test && cp -p {KEYS_JSON} {KEYS_JSON}.vmail-test")
+    try:
+        proc = run_playbook(host, "molecule/default/mail-roles.yml", "-vvv", "-e", json.dumps({
+            "vmail_test_roles": ["rspamd"], "rspamd_dkim_domains": ["example.com"],
+            "rspamd_dkim_selector": new,
+            "rspamd_dkim_retired_selectors": ["mail", {"selector": "mail-ed25519", "algorithm": "ed25519"}],
+        }), timeout=600)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-4000:]
+        added = sorted(set(host.check_output("ls /var/lib/rspamd/dkim").split()) - set(keys_before))
+        assert added == sorted(f"example.com.{new}{alg}.{ext}" for alg in ("", "-ed25519") for ext in ("key", "pub"))
+        # docs/security.md: no DKIM private key text (the new keys' nor the old ones') in -vvv output.
+        # (Counted, not compared in the assert: pytest would print the key text it compares.)
+        texts = dkim_private_key_texts(host)
+        leaked = sum(text in output for text in texts)
+        assert leaked == 0, f"{leaked} pieces of DKIM private key text in -vvv output"
+        wait_milter(host, up=True)
+
+        keys = json.loads(host.check_output(f"cat {KEYS_JSON}"))
+        result = host.ansible("vmail.mailserver.mail_domain", json.dumps({
+            "name": "example.com", "config_file": "/etc/vmail/mailsql-admin.cnf",
+            "dns": {"mx": [mail.hostname], "dkim_keys": keys}}), check=False)
+        assert not result.get("failed"), result
+        serve(dns, result["dns_records"] + outside["own"])
+
+        # The retired selector still answers as before, and mail signed with it still verifies.
+        assert dns.check_output("dig +short TXT mail._domainkey.example.com @127.0.0.1") == old_rdata
+        assert dkim_verdicts(outside, old_mail) == {s: True for s in OLD}
+        new_mail = submit_outside(host, mail, outside, "Signed after the rotation.")
+        assert dkim_verdicts(outside, new_mail) == {new: True, f"{new}-ed25519": True}
+    finally:
+        host.run(f"rm -f /var/lib/rspamd/dkim/example.com.{new}.* /var/lib/rspamd/dkim/example.com.{new}-ed25519.*")
+        host.run(f"mv {SIGNING_CONF}.vmail-test {SIGNING_CONF}; mv {KEYS_JSON}.vmail-test {KEYS_JSON}")
+        restart_rspamd(host)
+        serve(dns, outside["records"] + outside["own"])
+    assert host.check_output("ls /var/lib/rspamd/dkim").split() == keys_before
+    assert dkim_verdicts(outside, submit_outside(host, mail, outside, "Restored.")) == {s: True for s in OLD}
