@@ -10,7 +10,12 @@ points the mail server's resolver at it for the time of this module. Then:
 - mail a user submits arrives at the outside MX with ``Received-SPF: Pass`` for the server's
   address (RFC 7208, judged by the outside's own policy daemon) and DKIM signatures (RSA and
   ed25519) that dkimpy accepts, resolving the keys through that DNS server (RFC 6376, 8463);
-- mail the outside MX sends to a user finds the server through the published MX record.
+- mail the outside MX sends to a user finds the server through the published MX record, and
+  rspamd's ``Authentication-Results`` on it show SPF and DMARC passing for outside.test (whose
+  SPF and DMARC records the fixture serves; rspamd is restarted to resolve through dnsmasq);
+- after a key rotation (one rspamd role run with a new selector, the old one retired) the records
+  mail_domain returns again are served, the new signatures verify at the outside MX and the old
+  selector still answers; that run's ``-vvv`` output holds no private key text.
 """
 
 import email
