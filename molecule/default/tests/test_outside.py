@@ -10,19 +10,30 @@ points the mail server's resolver at it for the time of this module. Then:
 - mail a user submits arrives at the outside MX with ``Received-SPF: Pass`` for the server's
   address (RFC 7208, judged by the outside's own policy daemon) and DKIM signatures (RSA and
   ed25519) that dkimpy accepts, resolving the keys through that DNS server (RFC 6376, 8463);
-- mail the outside MX sends to a user finds the server through the published MX record.
+- mail the outside MX sends to a user finds the server through the published MX record, and
+  rspamd's ``Authentication-Results`` on it show SPF and DMARC passing for outside.test (whose
+  SPF and DMARC records the fixture serves; rspamd is restarted to resolve through dnsmasq);
+- after a key rotation (one rspamd role run with a new selector, the old one retired) the records
+  mail_domain returns again are served, the new signatures verify at the outside MX and the old
+  selector still answers; that run's ``-vvv`` output holds no private key text.
 """
 
+import email
 import json
 import shlex
 import time
 
 import pytest
 import testinfra
-from vmailtest import make_message, run_playbook
+from vmailtest import dkim_private_key_texts, make_message, run_playbook
+
+from test_rspamd import delivered, wait_milter
 
 ALICE = "alice@example.com"
 CATCHER_MAILDIR = "/home/catcher/Maildir"
+# outside.test's own policy records (the fixture serves them): only its MX sends its mail.
+OUTSIDE_SPF = "v=spf1 mx -all"
+OUTSIDE_DMARC = "v=DMARC1; p=reject"
 
 # Verifies every DKIM-Signature of the message on stdin, the keys fetched from DNS (the host's
 # resolver: dnsmasq); prints {"<selector>": true|false}.
@@ -69,6 +80,17 @@ def write_in_place(host, path, text):
     host.check_output(f"printf '%s' {shlex.quote(text)} > {path}")
 
 
+def serve(dns, records):
+    """Make the outside host's dnsmasq serve exactly *records* (besides what it forwards)."""
+    write_in_place(dns, "/etc/dnsmasq.d/50-vmail-records.conf", "\n".join(dnsmasq_lines(records)) + "\n")
+    dns.check_output("systemctl restart dnsmasq")
+
+
+def restart_rspamd(host):
+    host.check_output("systemctl restart rspamd")
+    wait_milter(host, up=True)
+
+
 @pytest.fixture(scope="module")
 def outside(host):
     """The partner MX/DNS container, serving this server's published records; the mail server
@@ -84,21 +106,23 @@ def outside(host):
         {"type": "A", "name": host.ansible.get_variables()["postfix_myhostname"], "value": mail_ip},
         {"type": "MX", "name": "outside.test", "value": "mx.outside.test", "priority": 10},
         {"type": "A", "name": "mx.outside.test", "value": outside_ip},
-        {"type": "TXT", "name": "outside.test", "value": "v=spf1 mx -all"},
+        {"type": "TXT", "name": "outside.test", "value": OUTSIDE_SPF},
+        {"type": "TXT", "name": "_dmarc.outside.test", "value": OUTSIDE_DMARC},
     ]
-    conf = "\n".join(dnsmasq_lines(records + own)) + "\n"
-    write_in_place(other, "/etc/dnsmasq.d/50-vmail-records.conf", conf)
-    other.check_output("systemctl restart dnsmasq")
+    serve(other, records + own)
 
     saved = {p: host.check_output(f"cat {p}") + "\n" for p in
              ("/etc/resolv.conf", "/var/spool/postfix/etc/resolv.conf")}
     for path in saved:
         write_in_place(host, path, f"nameserver {outside_ip}\n")
     host.check_output("postfix reload")
-    yield {"host": other, "ip": outside_ip, "mail_ip": mail_ip, "records": records}
+    # rspamd reads /etc/resolv.conf when it starts: restarted to check SPF/DMARC through dnsmasq.
+    restart_rspamd(host)
+    yield {"host": other, "ip": outside_ip, "mail_ip": mail_ip, "records": records, "own": own}
     for path, text in saved.items():
         write_in_place(host, path, text)
     host.check_output("postfix reload")
+    restart_rspamd(host)
 
 
 def outside_message(outside, token, timeout=60):
@@ -182,6 +206,30 @@ def test_outside_mx_reaches_the_server_through_the_published_mx(host, mail, outs
     assert f"relay=mail.example.com[{outside['mail_ip']}]:25" in log, log
 
 
+def authentication_results(raw):
+    """The Authentication-Results headers of *raw* (bytes), each unfolded into one line."""
+    return [" ".join(str(value).split())
+            for value in email.message_from_bytes(raw).get_all("Authentication-Results", [])]
+
+
+def test_mail_from_outside_gets_spf_and_dmarc_results(host, mail, outside):
+    """Mail the outside MX delivers for friend@outside.test carries rspamd's verdicts on it, judged
+    through the published records (outside.test: OUTSIDE_SPF, OUTSIDE_DMARC): SPF passes for the
+    MX's address and DMARC passes for the From domain outside.test (aligned by SPF)."""
+    dns = outside["host"]
+    token = send_from_outside(dns, "friend@outside.test")
+    assert delivered_from_outside(dns, mail, token), dns.run("postqueue -p").stdout
+    raw = delivered(host, mail, ALICE, token)
+    results = authentication_results(raw)
+    assert len(results) == 1, results
+    verdicts = {v.split("=", 1)[0]: v for v in (part.strip() for part in results[0].split(";")) if "=" in v}
+    assert verdicts.get("spf", "").startswith("spf=pass "), results
+    assert "smtp.mailfrom=friend@outside.test" in verdicts["spf"], results
+    assert outside["ip"] in verdicts["spf"], results
+    assert verdicts.get("dmarc", "").startswith("dmarc=pass "), results
+    assert "header.from=outside.test" in verdicts["dmarc"], results
+
+
 def postfix_role(host, **extra):
     proc = run_playbook(host, "molecule/default/mail-roles.yml", "-e",
                         json.dumps({"vmail_test_roles": ["postfix"], **extra}), timeout=600)
@@ -214,3 +262,79 @@ def test_dns_checks_on_with_the_published_records(host, mail, outside):
         postfix_role(host)
         dns.run("postsuper -d ALL")  # the refused message would otherwise retry for days
     assert "reject_unknown_sender_domain" not in host.check_output("postconf -h smtpd_sender_restrictions")
+
+
+SIGNING_CONF = "/etc/rspamd/local.d/dkim_signing.conf"
+KEYS_JSON = "/root/vmail-test-dkim-keys.json"
+OLD = ["mail", "mail-ed25519"]
+
+
+def submit_outside(host, mail, outside, note):
+    """Alice's message to the outside MX; its path there (the catcher's Maildir)."""
+    token, msg = make_message(ALICE, "friend@outside.test")
+    msg.set_content(f"{note}\n{token}\n")
+    with mail.submission(ALICE) as smtp:
+        smtp.send_message(msg)
+    assert outside_message(outside, token) is not None, host.run("postqueue -p").stdout
+    return outside["host"].check_output(f"grep -rlF -- {token} {CATCHER_MAILDIR}/new")
+
+
+def dkim_verdicts(outside, path):
+    """{selector: verified} for every DKIM-Signature of the message at *path* on the outside host,
+    dkimpy fetching the keys from its DNS server."""
+    run = outside["host"].run(f"python3 -c {shlex.quote(VERIFY_ALL)} < {path}")
+    assert run.rc == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_key_rotation_verifies_at_the_outside_mx(host, mail, outside):
+    """Rotation as docs/dns.md tells it: a new selector signs, the old one stays published (retired).
+    One rspamd role run (at -vvv) makes the new keys; mail_domain returns the records again, the
+    DNS server serves them; at the outside MX both new signatures (RSA, ed25519) verify, the old
+    selector's record still answers and mail signed with it before the rotation still verifies.
+    The run's output holds no private key text. Afterwards the old configuration is put back by
+    hand (no second role run): the new keys removed, dkim_signing.conf and the DNS restored, and
+    mail is signed with the old selectors again."""
+    dns = outside["host"]
+    new = f"rot{int(time.time()) % 100000}"
+    old_mail = submit_outside(host, mail, outside, "Signed before the rotation.")
+    assert dkim_verdicts(outside, old_mail) == {s: True for s in OLD}
+    old_rdata = dns.check_output("dig +short TXT mail._domainkey.example.com @127.0.0.1")
+    keys_before = host.check_output("ls /var/lib/rspamd/dkim").split()
+    host.check_output(f"cp -p {SIGNING_CONF} {SIGNING_CONF}.vmail-test && cp -p {KEYS_JSON} {KEYS_JSON}.vmail-test")
+    try:
+        proc = run_playbook(host, "molecule/default/mail-roles.yml", "-vvv", "-e", json.dumps({
+            "vmail_test_roles": ["rspamd"], "rspamd_dkim_domains": ["example.com"],
+            "rspamd_dkim_selector": new,
+            "rspamd_dkim_retired_selectors": ["mail", {"selector": "mail-ed25519", "algorithm": "ed25519"}],
+        }), timeout=600)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-4000:]
+        added = sorted(set(host.check_output("ls /var/lib/rspamd/dkim").split()) - set(keys_before))
+        assert added == sorted(f"example.com.{new}{alg}.{ext}" for alg in ("", "-ed25519") for ext in ("key", "pub"))
+        # docs/security.md: no DKIM private key text (the new keys' nor the old ones') in -vvv output.
+        # (Counted, not compared in the assert: pytest would print the key text it compares.)
+        texts = dkim_private_key_texts(host)
+        leaked = sum(text in output for text in texts)
+        assert leaked == 0, f"{leaked} pieces of DKIM private key text in -vvv output"
+        wait_milter(host, up=True)
+
+        keys = json.loads(host.check_output(f"cat {KEYS_JSON}"))
+        result = host.ansible("vmail.mailserver.mail_domain", json.dumps({
+            "name": "example.com", "config_file": "/etc/vmail/mailsql-admin.cnf",
+            "dns": {"mx": [mail.hostname], "dkim_keys": keys}}), check=False)
+        assert not result.get("failed"), result
+        serve(dns, result["dns_records"] + outside["own"])
+
+        # The retired selector still answers as before, and mail signed with it still verifies.
+        assert dns.check_output("dig +short TXT mail._domainkey.example.com @127.0.0.1") == old_rdata
+        assert dkim_verdicts(outside, old_mail) == {s: True for s in OLD}
+        new_mail = submit_outside(host, mail, outside, "Signed after the rotation.")
+        assert dkim_verdicts(outside, new_mail) == {new: True, f"{new}-ed25519": True}
+    finally:
+        host.run(f"rm -f /var/lib/rspamd/dkim/example.com.{new}.* /var/lib/rspamd/dkim/example.com.{new}-ed25519.*")
+        host.run(f"mv {SIGNING_CONF}.vmail-test {SIGNING_CONF}; mv {KEYS_JSON}.vmail-test {KEYS_JSON}")
+        restart_rspamd(host)
+        serve(dns, outside["records"] + outside["own"])
+    assert host.check_output("ls /var/lib/rspamd/dkim").split() == keys_before
+    assert dkim_verdicts(outside, submit_outside(host, mail, outside, "Restored.")) == {s: True for s in OLD}

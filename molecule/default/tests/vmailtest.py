@@ -6,6 +6,7 @@ client outside ``mynetworks``. Inside checks (Maildir contents, postmap) go
 through testinfra's ``host`` fixture.
 """
 
+import base64
 import imaplib
 import os
 import pathlib
@@ -177,6 +178,31 @@ def banner(port, timeout=5):
             return data or None
     except OSError:
         return None
+
+
+def dkim_private_key_texts(host, key_dir="/var/lib/rspamd/dkim"):
+    """Pieces of text that only the DKIM private keys in *key_dir* hold, to look for where no key
+    may be (logs, /tmp, the journal, the process list, Ansible output).
+
+    Per ``*.key`` file (rspamd's own: PEM for RSA, one base64 line of seed and public key for
+    ed25519): every full line of an RSA key's second half (its private exponent and primes; the
+    first lines carry the public modulus) or the seed part of an ed25519 line, plus a piece of the
+    base64 of the whole file (how ``slurp`` or ``b64encode`` would show it). A leaked key holds
+    them all; a leaked line of its second half is one of them. Never put them in an assert's
+    operands: pytest prints those when it fails.
+    """
+    texts = []
+    for path in host.check_output(f"find {key_dir} -maxdepth 1 -name '*.key' | sort").split():
+        body = host.check_output(f"cat {path}")
+        lines = [line for line in body.splitlines() if line and not line.startswith("-----")]
+        if len(lines) > 1:      # PEM (RSA): the full 64-character lines of the second half
+            texts += [line for line in lines[len(lines) // 2:] if len(line) == 64]
+        else:                   # rspamd's ed25519 key: base64 of the 32-byte seed, then the public key
+            texts.append(lines[0][:40])
+        encoded = base64.b64encode((body + "\n").encode()).decode()
+        texts.append(encoded[len(encoded) // 2:len(encoded) // 2 + 40])
+    assert all(len(t) >= 40 for t in texts), "unexpected DKIM key format"
+    return texts
 
 
 PROJECT_DIR = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
