@@ -272,8 +272,8 @@ def dovecot_queries(schema_version, dovecot_version, node_name=None):
     if int(schema_version) >= NODES and node_name:
         effective, remote = _node_sql(node_name)
         proxy = (", IF({remote}, 'Y', NULL) AS proxy, IF({remote}, {node}, NULL) AS host, "
-                 "IF({remote}, '{starttls}', NULL) AS starttls").format(remote=remote, node=effective,
-                                                                       starttls=PROXY_STARTTLS)
+                 "IF({remote}, '{starttls}', NULL) AS starttls").format(
+                     remote=remote, node=effective, starttls=PROXY_STARTTLS)
     password = ('SELECT {email} AS user, {pw} AS password{proxy} FROM {usr} JOIN {dom} ON {dom}.id = {uid} '
                 'WHERE {email} = {user} AND {uact} = 1 AND {dact} = 1').format(
         email=_c(u, 'email'), pw=_c(u, 'password'), proxy=proxy, usr=u.name, dom=d.name, uid=_c(u, 'domain_id'),
