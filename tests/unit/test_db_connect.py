@@ -41,16 +41,16 @@ def test_check_hostname_off_and_default_on():
 
 
 def test_socket_wins_and_defaults():
-    candidates, _ = vmail_db.connection_params(params(login_host=['h1', 'h2'], login_unix_socket='/run/mysqld/mysqld.sock'))
+    candidates = vmail_db.connection_params(params(login_host=['h1', 'h2'], login_unix_socket='/run/mysqld/mysqld.sock'))[0]
     assert len(candidates) == 1 and candidates[0]['unix_socket'] == '/run/mysqld/mysqld.sock' and 'host' not in candidates[0]
-    candidates, _ = vmail_db.connection_params(params())
+    candidates = vmail_db.connection_params(params())[0]
     assert [(c['host'], c['port']) for c in candidates] == [('localhost', 3306)]
 
 
 def test_option_file_host(tmp_path):
     cnf = tmp_path / 'my.cnf'
     cnf.write_text('[client]\nhost = db9.example\nport = 3310\n')
-    candidates, _ = vmail_db.connection_params(params(config_file=str(cnf)))
+    candidates = vmail_db.connection_params(params(config_file=str(cnf)))[0]
     assert [(c['host'], c['port']) for c in candidates] == [('db9.example', 3310)]
 
 
