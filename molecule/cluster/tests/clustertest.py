@@ -182,3 +182,11 @@ def run_playbook(playbook, *args, timeout=1200):
     cmd = ["ansible-playbook", "-i", str(pathlib.Path(ephemeral) / "inventory"), str(playbook), *args]
     return subprocess.run(cmd, cwd=str(PROJECT_DIR), env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def wait_auth(mail_node, email, timeout=TIMEOUT):
+    """Wait until Dovecot on *mail_node* authenticates *email*: after every DB node was down its
+    SQL connections reconnect with a back-off, and the first lookups answer temp_fail meanwhile."""
+    host = node(mail_node)
+    return wait_for(lambda: host.run("doveadm auth test %s %s", email, password(email)).rc == 0,
+                    timeout=timeout, interval=2, what=f"Dovecot on {mail_node} to authenticate {email}")

@@ -1,7 +1,7 @@
 """A full cluster restart (every DB node stopped) recovered by the procedure in
 roles/mailsql/README.md ("Recovering a stopped cluster"), with no row lost."""
 
-from clustertest import DB_NODES, cluster_ready, inventory_vars, node, password, sql, wait_for
+from clustertest import DB_NODES, cluster_ready, inventory_vars, node, sql, wait_auth, wait_for
 
 TABLES = ("virtual_domains", "virtual_users", "virtual_aliases")
 
@@ -28,4 +28,4 @@ def test_full_cluster_restart_loses_no_row():
         wait_for(lambda db=db: cluster_ready(db, 3), timeout=240, what=f"{db} synced in a cluster of 3")
         assert _counts(db) == before, db
     # the mail nodes use it again: a lookup and a login
-    assert node("mail1").run("doveadm auth test alice@example.com %s", password("alice@example.com")).rc == 0
+    wait_auth("mail1", "alice@example.com")

@@ -2,7 +2,7 @@
 itself): re-running playbooks/site.yml bootstraps the node marked safe_to_bootstrap and lets the
 others join (roles/mailsql/README.md, "Galera cluster"), with no row lost."""
 
-from clustertest import DB_NODES, MAIL_NODES, PROJECT_DIR, cluster_ready, node, password, run_playbook
+from clustertest import DB_NODES, MAIL_NODES, PROJECT_DIR, cluster_ready, node, run_playbook, wait_auth
 from test_6_crash_recovery import counts
 
 
@@ -17,5 +17,4 @@ def test_site_yml_recovers_a_stopped_cluster():
         assert cluster_ready(db, 3), db
         assert counts(db) == before, db
     for mail in MAIL_NODES:
-        result = node(mail).run("doveadm auth test alice@example.com %s", password("alice@example.com"))
-        assert result.rc == 0, (mail, result.stdout, result.stderr)
+        wait_auth(mail, "alice@example.com")
