@@ -44,7 +44,8 @@ from benchlib import REPO, ansible_env, playbook_cmd, write_private
 NAME = 'bench-conv'
 DOMAIN = 'bench.example'
 TARGET = 0.60
-MAP_KEYS = ('virtual_mailbox_domains', 'virtual_mailbox_maps', 'virtual_alias_maps', 'smtpd_sender_login_maps')
+MAP_KEYS = ('virtual_mailbox_domains', 'virtual_mailbox_maps', 'virtual_alias_maps', 'smtpd_sender_login_maps',
+            'smtpd_recipient_restrictions', 'transport_maps')
 
 # Runs inside the container: one measured variant. Prints one JSON line.
 RUN_SH = r"""
@@ -69,6 +70,8 @@ else
 fi
 postsuper -d ALL >/dev/null 2>&1 || true
 systemctl restart postfix
+mariadb -e 'FLUSH STATUS'
+SINCE=$(date '+%Y-%m-%d %H:%M:%S')
 for _ in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/25) 2>/dev/null && break
     sleep 0.1
@@ -86,9 +89,11 @@ count() {
     else find "$ROOT" -type f -path '*/new/*' 2>/dev/null | wc -l; fi
 }
 PER=$((N / BOXES))
+rm -f /tmp/bench-source.err
 T0=$(date +%s.%N)
 ( seq 0 $((BOXES - 1)) | xargs -P "$PAR" -I{} sh -c \
-    'smtp-source -s '"$SESS"' -m '"$PER"' -l '"$SIZE"' -f bench-sender@sender.test -t "box$(printf %03d {})@'"$DOMAIN"'" 127.0.0.1:25' ;
+    'smtp-source -s '"$SESS"' -m '"$PER"' -l '"$SIZE"' -f bench-sender@sender.test -t "box$(printf %03d {})@'"$DOMAIN"'" 127.0.0.1:25' \
+    2>>/tmp/bench-source.err ;
   date +%s.%N > /tmp/bench-sent ) &
 SENDER=$!
 rm -f /tmp/bench-sent
@@ -106,7 +111,13 @@ TS=$(cat /tmp/bench-sent 2>/dev/null || echo "$T1")
 [ -z "$SINKPID" ] || kill "$SINKPID" 2>/dev/null || true
 Q=$(postqueue -j 2>/dev/null | wc -l)
 SEC=$(echo "$T1 - $T0" | bc); SENT=$(echo "$TS - $T0" | bc)
-echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $SEC, \"sent_seconds\": $SENT, \"queued_after\": $Q}"
+# Temporary refusals: smtpd's 4xx rejects in the log (e.g. 451 4.3.0 Temporary lookup failure) and
+# the errors smtp-source reported (4xx replies, including 451 4.3.0 queue file write error).
+REJ=$(journalctl -q --since "$SINCE" -u postfix@- 2>/dev/null | grep -cE 'reject: .*: 4[0-9][0-9] 4\.' || true)
+SRCERR=$(grep -cE '(^|[^0-9])4[0-9][0-9][ -]4\.' /tmp/bench-source.err 2>/dev/null || true)
+MAXUSED=$(mariadb -N -B -e "SHOW GLOBAL STATUS LIKE 'Max_used_connections'" | cut -f2)
+MAXCONN=$(mariadb -N -B -e 'SELECT @@GLOBAL.max_connections')
+echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $SEC, \"sent_seconds\": $SENT, \"queued_after\": $Q, \"rejects_4xx\": ${REJ:-0}, \"source_4xx\": ${SRCERR:-0}, \"max_used_connections\": $MAXUSED, \"max_connections\": $MAXCONN, \"concurrency\": $((PAR * SESS))}"
 """
 
 RESTORE_SH = r"""
@@ -147,10 +158,10 @@ def create_mailboxes(boxes, tmp):
         raise RuntimeError('creating the mailboxes failed')
 
 
-def run_variant(mode, maps, args):
+def run_variant(mode, maps, args, parallel=None, sessions=None):
     script = RUN_SH.replace('__MAP_KEYS__', ' '.join(MAP_KEYS))
-    proc = dexec('bash', '-s', '--', mode, maps, str(args.messages), str(args.boxes), str(args.parallel),
-                 str(args.sessions), str(args.size), str(args.timeout), DOMAIN, stdin=script, check=False)
+    proc = dexec('bash', '-s', '--', mode, maps, str(args.messages), str(args.boxes), str(parallel or args.parallel),
+                 str(sessions or args.sessions), str(args.size), str(args.timeout), DOMAIN, stdin=script, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise RuntimeError('variant %s/%s failed' % (mode, maps))
@@ -169,6 +180,10 @@ def main():
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--timeout', type=int, default=900, help='seconds per variant (default 900)')
     parser.add_argument('--json', help='write all runs to this JSON file')
+    parser.add_argument('--concurrency', help='comma-separated parallel SMTP session counts (e.g. 5,50,100): '
+                        'Maildir delivery only, mysql: against proxy:mysql: at each, with the temporary '
+                        'refusals (4xx) and MariaDB Max_used_connections; replaces --parallel/--sessions')
+    parser.add_argument('--chart', help='with --concurrency: write a PNG chart here')
     args = parser.parse_args()
     if args.messages % args.boxes:
         parser.error('--messages must be a multiple of --boxes')
@@ -189,6 +204,9 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    if args.concurrency:
+        concurrency_main(args)
+        return
     runs = []
     try:
         for rnd in range(args.rounds):
@@ -230,6 +248,88 @@ def main():
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump({'args': vars(args), 'runs': runs}, handle, indent=1)
+
+
+def split_sessions(level):
+    """smtp-source processes and sessions each for *level* parallel SMTP sessions (5 sessions a process)."""
+    if level <= 5:
+        return 1, level
+    if level % 5:
+        raise ValueError('concurrency levels above 5 must be multiples of 5')
+    return level // 5, 5
+
+
+def concurrency_main(args):
+    """--concurrency: msg/s, 4xx and Max_used_connections for each level and map type, interleaved."""
+    levels = [int(x) for x in args.concurrency.split(',') if x.strip()]
+    for level in levels:
+        procs, _sess = split_sessions(level)
+        if procs > args.boxes:
+            raise SystemExit('--concurrency %d needs --boxes >= %d' % (level, procs))
+    runs = []
+    try:
+        for rnd in range(args.rounds):
+            for level in levels:
+                procs, sess = split_sessions(level)
+                for maps in ('mysql', 'proxy'):
+                    print('# round %d: %d sessions, %s maps, %d messages ...' % (rnd + 1, level, maps, args.messages),
+                          flush=True)
+                    res = run_variant('maildir', maps, args, parallel=procs, sessions=sess)
+                    res.update(round=rnd + 1, level=level, load=os.getloadavg()[0])
+                    runs.append(res)
+                    print('#   %d delivered in %.1f s (%.0f msg/s), 4xx: %d logged / %d seen by smtp-source, '
+                          'Max_used_connections %d of %d'
+                          % (res['count'], res['seconds'], res['rate'], res['rejects_4xx'], res['source_4xx'],
+                             res['max_used_connections'], res['max_connections']), flush=True)
+    finally:
+        dexec('bash', '-s', stdin=RESTORE_SH, check=False)
+
+    def pick(level, maps, key, agg=statistics.median):
+        vals = [r[key] for r in runs if r['level'] == level and r['maps'] == maps]
+        return agg(vals) if vals else 0
+
+    print()
+    print('%d single-recipient messages of %d bytes to %d mailboxes per run, %d rounds (median msg/s; 4xx and '
+          'connections: the worst round)' % (args.messages, args.size, args.boxes, args.rounds))
+    print()
+    print('| parallel sessions | maps | msg/s into Maildirs | delivered | 4xx replies | Max_used_connections '
+          '/ max_connections |')
+    print('|---:|---|---:|---:|---:|---:|')
+    for level in levels:
+        for maps, label in (('mysql', 'mysql:'), ('proxy', 'proxy:mysql: (role default)')):
+            print('| %d | %s | %.0f | %d / %d | %d | %d / %d |'
+                  % (level, label, pick(level, maps, 'rate'), pick(level, maps, 'count', min), args.messages,
+                     max(pick(level, maps, 'rejects_4xx', max), pick(level, maps, 'source_4xx', max)),
+                     pick(level, maps, 'max_used_connections', max), pick(level, maps, 'max_connections', max)))
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump({'args': vars(args), 'runs': runs}, handle, indent=1)
+    if args.chart:
+        concurrency_chart(levels, pick, args.chart)
+
+
+def concurrency_chart(levels, pick, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('# matplotlib missing (pip install -r bench/requirements.txt): no chart')
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for maps, label in (('mysql', 'mysql:'), ('proxy', 'proxy:mysql:')):
+        left.plot(levels, [pick(lv, maps, 'rate') for lv in levels], marker='o', label=label)
+        right.plot(levels, [pick(lv, maps, 'max_used_connections', max) for lv in levels], marker='o', label=label)
+    right.plot(levels, [pick(lv, 'proxy', 'max_connections', max) for lv in levels], linestyle='--', color='grey',
+               label='max_connections')
+    left.set(xlabel='parallel SMTP sessions', ylabel='messages/s into Maildirs', title='Delivery rate')
+    right.set(xlabel='parallel SMTP sessions', ylabel='connections', title='MariaDB Max_used_connections')
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print('# chart: %s' % path)
 
 
 if __name__ == '__main__':

@@ -64,6 +64,56 @@ def test_database_down_defers_and_delivers_exactly_once(host, mail):
     assert not bounces, bounces
 
 
+def _send_once(mail, msg):
+    """One SMTP transaction on port 25: True when the message was accepted (250 after DATA)."""
+    try:
+        smtp = mail.smtp(25)
+        try:
+            return not smtp.send_message(msg)
+        finally:
+            _close_quietly(smtp)
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def test_database_back_accepts_mail_within_5_seconds(host, mail):
+    """Issue #20: a lookup failure must not outlive its cause. Postfix's MySQL client skips a failed
+    host for 60 s in every process that saw the failure; the postfix role's reconnect unit reloads
+    Postfix when MariaDB starts, so the first message after the outage is accepted at once."""
+    _ensure_running(host)
+    batch = [make_message("sender@outside.example.org", "bob@example.com") for _i in range(10)]
+    for _token, msg in batch:
+        assert _send_once(mail, msg), "not accepted before the outage"
+    outage = time.time()
+    assert host.run("systemctl stop mariadb").rc == 0
+    try:
+        # Postfix meets the outage (its lookups fail now), as a busy server would.
+        with mail.smtp(25) as smtp:
+            smtp.mail("sender@outside.example.org")
+            code, reply = smtp.rcpt("bob@example.com")
+        assert 400 <= code < 500, f"database down must give a temporary error, got {code} {reply!r}"
+        time.sleep(max(0.0, 10 - (time.time() - outage)))
+    finally:
+        assert host.run("systemctl start mariadb").rc == 0
+    back = time.time()
+    token, msg = make_message("sender@outside.example.org", "bob@example.com")
+    accepted = False
+    while not accepted and time.time() - back < 5:
+        accepted = _send_once(mail, msg)
+        if not accepted:
+            time.sleep(0.5)
+    elapsed = time.time() - back
+    _ensure_running(host)
+    assert accepted, f"no message accepted within 5 s after the database came back ({elapsed:.1f} s)"
+    tokens = [t for t, _m in batch] + [token]
+    deadline = time.time() + 120
+    while time.time() < deadline and any(_copies(mail, "bob@example.com", t) == 0 for t in tokens):
+        host.run("postqueue -f")
+        time.sleep(2)
+    counts = {t: _copies(mail, "bob@example.com", t) for t in tokens}
+    assert all(c == 1 for c in counts.values()), counts
+
+
 def _close_quietly(smtp):
     try:
         smtp.quit()
