@@ -184,11 +184,14 @@ def main():
                         'Maildir delivery only, mysql: against proxy:mysql: at each, with the temporary '
                         'refusals (4xx) and MariaDB Max_used_connections; replaces --parallel/--sessions')
     parser.add_argument('--chart', help='with --concurrency: write a PNG chart here')
+    parser.add_argument('--container', default=NAME,
+                        help='converged container to measure (default %s, from bench/converge.py)' % NAME)
     args = parser.parse_args()
+    globals()['NAME'] = args.container  # dexec and create_mailboxes read it
     if args.messages % args.boxes:
         parser.error('--messages must be a multiple of --boxes')
-    if subprocess.run(['docker', 'exec', NAME, 'true'], capture_output=True, check=False).returncode != 0:
-        parser.error('container %s is not running: run bench/converge.py first' % NAME)
+    if subprocess.run(['docker', 'exec', args.container, 'true'], capture_output=True, check=False).returncode != 0:
+        parser.error('container %s is not running: run bench/converge.py first' % args.container)
     for tool in ('smtp-source', 'smtp-sink', 'bc'):
         if dexec('sh', '-c', 'command -v %s' % tool, check=False).returncode != 0:
             if tool == 'bc':
