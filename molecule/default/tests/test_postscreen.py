@@ -115,6 +115,15 @@ def test_postscreen_guards_port_25_only(host):
     assert submission and "smtpd" in submission[0].split(), submission
 
 
+def test_empty_dnsbl_list_renders_as_no_dnsbl(host):
+    """Issue #20: with no DNSBL sites (postfix_dns_checks false here) main.cf said
+    ``postscreen_dnsbl_sites = None`` (a Python None rendered as a DNSBL name). Postfix must see an
+    empty list, and no main.cf line may carry a Python None."""
+    assert host.check_output("postconf -h postscreen_dnsbl_sites").strip() == ""
+    lines = host.file("/etc/postfix/main.cf").content_string.splitlines()
+    assert not [line for line in lines if line.rstrip().endswith("= None")]
+
+
 def test_pregreet_client_refused_then_clean_client_passes_on_retry(host, new_client):
     """Pregreet: 550 5.5.1 at RCPT; a clean new client: 450 4.3.2 once, then smtpd's 250."""
     talker = run_client(host, new_client, "pregreet")
