@@ -65,7 +65,8 @@ options:
         server's certificate. Setting it enables TLS with verification (the connection fails
         when the server offers no TLS or a certificate not signed by this CA); the mailsql role
         exports the CA of its server certificates as C(mailsql__tls_ca_cert).
-      - Without it (and without I(client_cert)) the connection is plain, suitable only for a local server.
+      - Without it (and without I(client_cert)) the connection is plain, suitable only for a local server; a
+        remote server then needs I(login_tls_required=false).
     type: path
     aliases: [ ssl_ca ]
   client_cert:
@@ -90,6 +91,19 @@ options:
       - Connection timeout in seconds.
     type: int
     default: 30
+  login_tls_required:
+    description:
+      - Refuse to connect in clear to a database server on another host. With C(true), a I(login_host) (or C(host)
+        of I(config_file)) that is not this host fails the module before it connects, and so before anything is
+        read or written, unless I(ca_cert) is given (TLS with verification).
+      - This host means C(localhost), C(127.x.x.x), C(::1) or C([::1]), a C(unix:) or C(/) path, or
+        I(login_unix_socket); the same rule as the postfix and dovecot roles' C(postfix_mysql_tls_required) and
+        C(dovecot_mysql_tls_required).
+      - Set C(false) to accept a plaintext connection to another host (the account data and the password of
+        I(login_user) then cross the network readable).
+    type: bool
+    default: true
+    version_added: "0.5.0"
 requirements:
   - PyMySQL (Debian package C(python3-pymysql)) on the managed host.
 notes:

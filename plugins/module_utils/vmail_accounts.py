@@ -941,6 +941,35 @@ def _domain_name(state, plan, key):
     return key
 
 
+def users_to_kick(plan, state):
+    """Addresses whose open IMAP/POP3/ManageSieve sessions must end after ``plan`` is applied, sorted.
+
+    A mailbox is kicked when it is removed (also with its domain), when its password is rewritten, when
+    it is disabled (``active`` set to false) or when its domain is disabled. The stored address is
+    used: it is the name the sessions logged in with. Pure: reads the plan and the state only.
+    """
+    out = set()
+    for key, change in plan.users.items():
+        row = state.users.get(key) or {}
+        email = row.get('email') or change.get('email')
+        if change['action'] == REMOVE:
+            out.add(email)
+        elif change['action'] == UPDATE:
+            if change.get('password_changed'):
+                out.add(email)
+            if 'active' in change.get('fields', ()) and not (change.get('values') or {}).get('active', 1):
+                out.add(email)
+    disabled = set()
+    for change in plan.domains.values():
+        if (change['action'] == UPDATE and 'active' in change.get('fields', ())
+                and not (change.get('values') or {}).get('active', 1)):
+            disabled.update(change.get('ids', ()))
+    if disabled:
+        out.update(row['email'] for row in state.users.values() if row.get('domain_id') in disabled)
+    out.discard(None)
+    return sorted(out)
+
+
 def _remove_alias_domains(desired, state, kept, removed, errors):
     """A removed domain takes its alias domains (ON DELETE CASCADE): with force or purge, else an error."""
     if not removed:

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import time
 import traceback
 
@@ -52,6 +53,9 @@ ER_CON_COUNT = 1040
 ER_UNKNOWN_COM = 1047
 ER_SERVER_SHUTDOWN = 1053
 FAILOVER_ERRORS = (ER_CON_COUNT, ER_UNKNOWN_COM, ER_SERVER_SHUTDOWN)
+# A database host on this machine (loopback or a unix socket): the same rule as the postfix and dovecot
+# roles' "is the database on this host" test (roles/postfix/vars/main.yml, roles/dovecot/vars/main.yml).
+LOCAL_HOST_RE = re.compile(r'^(localhost|127[.][0-9.]+|::1|\[::1\]|unix:.*|/.*)$')
 
 
 def vmail_db_argument_spec():
@@ -69,6 +73,7 @@ def vmail_db_argument_spec():
         client_key=dict(type='path', aliases=['ssl_key']),
         check_hostname=dict(type='bool', default=True),
         connect_timeout=dict(type='int', default=30),
+        login_tls_required=dict(type='bool', default=True),
     )
 
 
@@ -106,6 +111,24 @@ def read_option_file(path):
     return result
 
 
+def is_local_host(host):
+    """True when ``host`` is this machine: localhost, 127.x, ::1 (bracketed or not), a unix: or / path."""
+    return bool(host) and LOCAL_HOST_RE.match(host.strip()) is not None and '\n' not in host
+
+
+def check_transport(hosts, tls, required=True):
+    """Refuse plaintext to another host: raise :class:`VmailDbError` naming the remote ``hosts`` when
+    ``tls`` (a CA to verify the server) is off and ``required`` is not false; return the remote hosts."""
+    remote = [h for h in hosts if not is_local_host(h)]
+    if remote and not tls and required is not False:
+        raise VmailDbError(
+            'login_host %s is not on this host and no ca_cert is given: the account data and the password of '
+            'login_user would cross the network in clear. Set ca_cert to the CA certificate of the database '
+            'server (the mailsql role exports it as mailsql__tls_ca_cert), or set login_tls_required=false to '
+            'accept a plaintext connection. Nothing was written.' % ', '.join(remote))
+    return remote
+
+
 def connection_params(params):
     """Merge module options over the option file; return (list of kwargs for pymysql.connect, description).
 
@@ -140,6 +163,7 @@ def connection_params(params):
     if socket:
         kwargs['unix_socket'] = os.path.expanduser(socket)
         return [kwargs], 'database %r on %s as %r' % (kwargs['database'], socket, user)
+    check_transport(hosts or ['localhost'], bool(params.get('ca_cert')), params.get('login_tls_required'))
     port = params.get('login_port') or cnf.get('port') or 3306
     try:
         port = int(port)
@@ -369,17 +393,21 @@ def read_only(module, conn, work):
         cursor.close()
 
 
-def run_and_exit(module, work, write=True):
+def run_and_exit(module, work, write=True, after=None):
     """Connect, run ``work(cursor, widths)`` and exit the module with the dict it returns.
 
     With ``write=True`` the work runs through :func:`run_transaction` (one locked
     transaction, rolled back in check mode or on error); otherwise through
     :func:`read_only`. The connection is closed in every case; errors end the
-    module with ``fail_json`` as those functions describe.
+    module with ``fail_json`` as those functions describe. ``after(result)``, when
+    given, runs once the work is committed and may add to the result.
     """
     conn = connect(module)
     try:
         result = run_transaction(module, conn, work) if write else read_only(module, conn, work)
     finally:
         conn.close()
+    if after is not None:
+        # After the commit (and the connection is closed): e.g. ending the sessions of disabled mailboxes.
+        after(result)
     module.exit_json(**result)

@@ -212,6 +212,17 @@ options:
       - Behaviour modelled on the C(purge_tags) option of the amazon.aws collection.
     type: bool
     default: false
+  kick:
+    description:
+      - End the open IMAP, POP3 and ManageSieve sessions of every mailbox whose access this run takes away: removed
+        (also with its domain), password rewritten, disabled (I(active=false)), or whose domain is disabled (I(active=false) of a domain entry).
+      - Runs C(doveadm kick <address>) on the host the module runs on, after the change is committed. Where
+        C(doveadm) is not installed (the module reaches the database from another machine) nothing is run and a
+        warning names the mailboxes; the module does not fail. A failing C(doveadm kick) is a warning too.
+      - Not run in check mode; RV(kicked) then lists the mailboxes that would be kicked.
+    type: bool
+    default: true
+    version_added: "0.5.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_db.address
@@ -265,6 +276,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+kicked:
+  description:
+    - Addresses whose open sessions were ended with C(doveadm kick) (removed, password changed or disabled
+      mailboxes, see O(kick)); in check mode, those that would be. Empty with O(kick=false) or when C(doveadm)
+      is not on this host (a warning says so).
+  returned: always
+  type: list
+  elements: str
+  sample: ["alice@example.com"]
+  version_added: "0.5.0"
 domains:
   description:
     - Domain names created, updated (I(active), I(default_quota), I(alias_of) or I(host) changed) and removed, or that would
@@ -312,6 +333,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_kick
 
 RESULT_CAP = 1000
 DIFF_LINES = 200
@@ -384,6 +406,7 @@ def main():
         update_password=dict(type='str', default='always', choices=list(accounts.UPDATE_PASSWORD), no_log=False),
         purge=dict(type='bool', default=False),
         lowercase_local_part=dict(type='bool', default=True),
+        kick=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     accounts.require_libraries(module)
@@ -398,16 +421,27 @@ def main():
             dict(entry=label, msg=msg) for label, msg in exc.errors[:accounts.MAX_ERRORS]])
 
     def work(cursor, widths):
-        plan = accounts.run(cursor, widths, desired, purge=p['purge'], check_mode=module.check_mode).plan
+        outcome = accounts.run(cursor, widths, desired, purge=p['purge'], check_mode=module.check_mode)
+        plan = outcome.plan
         for warning in plan.warnings:
             module.warn(warning)
         result = dict(changed=plan.changed)
         result.update(accounts.summarize(plan, cap=RESULT_CAP))
         if module._diff:
             result['diff'] = dict(prepared=accounts.diff_text(plan, max_lines=DIFF_LINES))
+        result['kicked'] = accounts.users_to_kick(plan, outcome.state) if p['kick'] else []
         return accounts.scrub(result, secrets)
 
-    run_and_exit(module, work)
+    run_and_exit(module, work, after=lambda result: end_sessions(module, result))
+
+
+def end_sessions(module, result):
+    """After the commit: doveadm kick the mailboxes in result['kicked'] (not in check mode)."""
+    if module.check_mode or not result['kicked']:
+        return
+    result['kicked'], warnings = vmail_kick.kick(module, result['kicked'])
+    for warning in warnings:
+        module.warn(warning)
 
 
 if __name__ == '__main__':

@@ -113,6 +113,17 @@ options:
     type: str
     choices: [ present, absent ]
     default: present
+  kick:
+    description:
+      - End the open IMAP, POP3 and ManageSieve sessions of every mailbox whose access this run takes away: removed
+        (also with its domain), password rewritten, disabled (I(active=false)), or whose domain is disabled.
+      - Runs C(doveadm kick <address>) on the host the module runs on, after the change is committed. Where
+        C(doveadm) is not installed (the module reaches the database from another machine) nothing is run and a
+        warning names the mailboxes; the module does not fail. A failing C(doveadm kick) is a warning too.
+      - Not run in check mode; RV(kicked) then lists the mailboxes that would be kicked.
+    type: bool
+    default: true
+    version_added: "0.5.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_db.address
@@ -173,6 +184,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+kicked:
+  description:
+    - Addresses whose open sessions were ended with C(doveadm kick) (removed, password changed or disabled
+      mailboxes, see O(kick)); in check mode, those that would be. Empty with O(kick=false) or when C(doveadm)
+      is not on this host (a warning says so).
+  returned: always
+  type: list
+  elements: str
+  sample: ["alice@example.com"]
+  version_added: "0.5.0"
 email:
   description: The normalized address.
   returned: always
@@ -225,6 +246,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_db import run_and_exit, vmail_db_argument_spec
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_hashing as hashing
 from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_accounts as accounts
+from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_kick
 
 
 def main():
@@ -240,6 +262,7 @@ def main():
         quota=dict(type='raw'),
         active=dict(type='bool'),
         host=dict(type='str'),
+        kick=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('password', 'password_hash')])
@@ -287,9 +310,19 @@ def main():
             result.update(password_changed=password_changed, password_scheme=scheme, **final)
         if module._diff:
             result['diff'] = dict(before=before, after=after)
+        result['kicked'] = accounts.users_to_kick(outcome.plan, outcome.state) if p['kick'] else []
         return result
 
-    run_and_exit(module, work)
+    run_and_exit(module, work, after=lambda result: end_sessions(module, result))
+
+
+def end_sessions(module, result):
+    """After the commit: doveadm kick the mailboxes in result['kicked'] (not in check mode)."""
+    if module.check_mode or not result['kicked']:
+        return
+    result['kicked'], warnings = vmail_kick.kick(module, result['kicked'])
+    for warning in warnings:
+        module.warn(warning)
 
 
 if __name__ == '__main__':

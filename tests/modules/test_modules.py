@@ -276,6 +276,20 @@ def test_login_host_list_fails_over(db):
     assert r.get('failed') and '127.0.0.2:%d, 127.0.0.3:%d' % (PORT, PORT) in r['msg'], r
 
 
+def test_remote_login_host_without_tls_writes_nothing(db):
+    # Issue #20 item 6: a login_host that is not this host, without ca_cert, fails before connecting.
+    db.add_domain('example.com')
+    args = {'email': 'z@example.com', 'password': 'Sup3r-Secret-Value', 'login_unix_socket': None,
+            'login_host': ['127.0.0.1', 'db.invalid'], 'login_port': PORT, 'connect_timeout': 3}
+    r = run_module('mail_user', args)
+    assert r.get('failed') and 'login_host db.invalid is not on this host and no ca_cert' in r['msg'], r
+    assert 'login_tls_required=false' in r['msg'] and 'Sup3r-Secret-Value' not in json.dumps(r)
+    assert db.query('SELECT * FROM virtual_users') == []
+    # Said explicitly: the first host (this one) serves and the mailbox is written.
+    r = ok(run_module('mail_user', dict(args, login_tls_required=False)))
+    assert r['changed'] and len(db.query('SELECT * FROM virtual_users')) == 1
+
+
 def test_config_file(db, tmp_path):
     db.add_domain('example.com')
     cnf = tmp_path / 'admin.cnf'

@@ -10,13 +10,13 @@ from ansible_collections.vmail.mailserver.plugins.module_utils import vmail_db
 def params(**kw):
     base = dict(login_host=None, login_port=None, login_user='mailadmin', login_password='pw', login_unix_socket=None,
                 config_file=None, login_db=None, ca_cert=None, client_cert=None, client_key=None, check_hostname=True,
-                connect_timeout=5)
+                connect_timeout=5, login_tls_required=True)
     base.update(kw)
     return base
 
 
 def test_one_host_as_string_keeps_working():
-    candidates, where = vmail_db.connection_params(params(login_host='db1.example'))
+    candidates, where = vmail_db.connection_params(params(login_host='db1.example', login_tls_required=False))
     assert [(c['host'], c['port']) for c in candidates] == [('db1.example', 3306)]
     assert 'ssl' not in candidates[0]
     assert "db1.example:3306" in where
@@ -50,8 +50,73 @@ def test_socket_wins_and_defaults():
 def test_option_file_host(tmp_path):
     cnf = tmp_path / 'my.cnf'
     cnf.write_text('[client]\nhost = db9.example\nport = 3310\n')
-    candidates = vmail_db.connection_params(params(config_file=str(cnf)))[0]
+    candidates = vmail_db.connection_params(params(config_file=str(cnf), login_tls_required=False))[0]
     assert [(c['host'], c['port']) for c in candidates] == [('db9.example', 3310)]
+
+
+# Issue #20 item 6: no plaintext to another host unless the caller says so.
+LOCAL = ['localhost', '127.0.0.1', '127.0.0.2', '127.1', '::1', '[::1]', 'unix:/run/mysqld/mysqld.sock',
+         '/run/mysqld/mysqld.sock']
+REMOTE = ['db1.example', '10.0.0.5', '192.168.1.1', '::2', '[2001:db8::1]', 'localhost.example', 'mylocalhost',
+          '128.0.0.1', '0.0.0.0']
+
+
+@pytest.mark.parametrize('host', LOCAL)
+def test_local_hosts_may_be_plain(host):
+    assert vmail_db.is_local_host(host)
+    candidates = vmail_db.connection_params(params(login_host=[host]))[0]
+    assert 'ssl' not in candidates[0]
+
+
+@pytest.mark.parametrize('host', REMOTE)
+def test_remote_host_without_tls_is_refused(host):
+    assert not vmail_db.is_local_host(host)
+    with pytest.raises(vmail_db.VmailDbError) as err:
+        vmail_db.connection_params(params(login_host=['127.0.0.1', host]))
+    msg = str(err.value)
+    assert host in msg and 'ca_cert' in msg and 'login_tls_required' in msg and 'Nothing was written' in msg
+    assert '127.0.0.1' not in msg and 'pw' not in msg.split()
+
+
+@pytest.mark.parametrize('host', REMOTE)
+def test_remote_host_with_ca_or_explicit_consent(host):
+    assert vmail_db.connection_params(params(login_host=[host], ca_cert='/ca.pem'))[0][0]['ssl']['ca'] == '/ca.pem'
+    assert 'ssl' not in vmail_db.connection_params(params(login_host=[host], login_tls_required=False))[0][0]
+
+
+def test_remote_host_from_the_option_file_is_refused(tmp_path):
+    cnf = tmp_path / 'my.cnf'
+    cnf.write_text('[client]\nhost = db9.example\n')
+    with pytest.raises(vmail_db.VmailDbError, match='db9.example'):
+        vmail_db.connection_params(params(config_file=str(cnf)))
+    cnf.write_text('[client]\nhost = db9.example\nsocket = /run/mysqld/mysqld.sock\n')
+    assert vmail_db.connection_params(params(config_file=str(cnf)))[0][0]['unix_socket'] == '/run/mysqld/mysqld.sock'
+
+
+def test_socket_is_local_whatever_the_host():
+    got = vmail_db.connection_params(params(login_host=['db1.example'], login_unix_socket='/run/mysqld/mysqld.sock'))
+    assert got[0][0]['unix_socket'] == '/run/mysqld/mysqld.sock'
+
+
+def test_no_host_means_localhost_and_is_local():
+    assert vmail_db.connection_params(params())[0][0]['host'] == 'localhost'
+
+
+def test_the_rule_is_the_postfix_roles_rule():
+    import os
+    import re
+    import warnings
+    import yaml
+    path = os.path.join(os.path.dirname(__file__), '..', '..', 'roles', 'postfix', 'vars', 'main.yml')
+    with open(path) as handle:
+        text = yaml.safe_load(handle)['_postfix_mysql_remote_hosts']
+    role_re = re.search(r"reject\('match', '([^']+)'\)", text).group(1)
+    assert role_re == '^(localhost|127[.][0-9.]+|::1|[[]::1[]]|unix:.*|/.*)$'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # Python reads '[[]' as a possible nested set; it is not
+        role_re = re.compile(role_re)
+    for host in LOCAL + REMOTE:
+        assert bool(re.match(role_re, host)) == vmail_db.is_local_host(host), host
 
 
 class FakeCursor(object):

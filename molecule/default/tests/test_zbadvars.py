@@ -57,6 +57,18 @@ CASES = [
      "Invalid TLS level \"bogus\""),
     ("postfix-bad-size", ["postfix"], {"postfix_main_cf_extra": {"message_size_limit": "lots"}},
      "message_size_limit"),
+    # issue #20: shell code in the quota-warning sender, line breaks anywhere, open-relay networks
+    ("dovecot-quota-from-shell", ["dovecot"], {"dovecot_quota_warning_from": "$(id)@example.com"},
+     "dovecot_quota_warning_from"),
+    ("dovecot-newline", ["dovecot"], {"dovecot_postmaster_address": "postmaster@example.com\nmail_debug = yes"},
+     "dovecot_postmaster_address, dovecot_quota_warning_from must be one line"),
+    ("dovecot-newline-nested", ["dovecot"],
+     {"dovecot_special_use_mailboxes": [{"name": "Junk\r\nx", "special_use": "Junk"}]},
+     "dovecot_special_use_mailboxes[0].name must be one line"),
+    ("postfix-newline", ["postfix"], {"postfix_smtpd_banner": "$myhostname ESMTP\nrelayhost = evil.example"},
+     "postfix_smtpd_banner must be one line"),
+    ("postfix-open-relay-v4", ["postfix"], {"postfix_mynetworks": ["127.0.0.0/8", "0.0.0.0/0"]}, "0.0.0.0/0"),
+    ("postfix-open-relay-v6", ["postfix"], {"postfix_mynetworks": ["127.0.0.0/8", "[::]/0"]}, "[::]/0"),
 ]
 
 
