@@ -20,7 +20,7 @@ description:
     C(dovecot_dict_process_limit)) x database hosts (Dovecot's MySQL driver connects every process to every
     host of its C(connect) setting)."
   - With C(postfix_mysql_proxy=false) every smtpd, cleanup and trivial-rewrite process holds its own connection
-    per table: the filter then counts Postfix's C(default_process_limit) (100) x 3 processes x tables, a bound
+    per table; the filter then counts Postfix's C(default_process_limit) (100) x 3 processes x tables, a bound
     only in name; keep the proxy.
   - A variable the host does not set counts with the role default (the defaults below are checked against the
     roles' argument specs by the unit tests).

@@ -15,7 +15,7 @@ description:
     returns the sorted list of the places where a string holds a line feed, a carriage return or another
     control character (U+0000 to U+001F except the tab, and U+007F), for example C(dovecot_hostname) or
     C(dovecot_special_use_mailboxes[2].name). Strings inside lists and mappings (keys included) are searched.
-  - The roles of the collection assert that this list is empty before they change anything: a line break in a
+  - The roles of the collection assert that this list is empty before they change anything, since a line break in a
     value that is written into a configuration file would add a line of the caller's choosing to it (a
     setting, a header, a shell command).
 options:

@@ -115,8 +115,8 @@ options:
     default: present
   kick:
     description:
-      - End the open IMAP, POP3 and ManageSieve sessions of every mailbox whose access this run takes away: removed
-        (also with its domain), password rewritten, disabled (I(active=false)), or whose domain is disabled.
+      - End the open IMAP, POP3 and ManageSieve sessions of every mailbox whose access this run takes away (removed
+        also with its domain, password rewritten, disabled with I(active=false), or whose domain is disabled).
       - Runs C(doveadm kick <address>) on the host the module runs on, after the change is committed. Where
         C(doveadm) is not installed (the module reaches the database from another machine) nothing is run and a
         warning names the mailboxes; the module does not fail. A failing C(doveadm kick) is a warning too.
