@@ -127,7 +127,10 @@ REJ=$(journalctl -q --since "$SINCE" -u postfix@- 2>/dev/null | grep -cE 'reject
 SRCERR=$(grep -cE '(^|[^0-9])4[0-9][0-9][ -]4\.' /tmp/bench-source.err 2>/dev/null || true)
 MAXUSED=$(mariadb -N -B -e "SHOW GLOBAL STATUS LIKE 'Max_used_connections'" | cut -f2)
 MAXCONN=$(mariadb -N -B -e 'SELECT @@GLOBAL.max_connections')
-echo "{\"mode\": \"$MODE\", \"maps\": \"$MAPS\", \"count\": $C, \"seconds\": $SEC, \"sent_seconds\": $SENT, \"queued_after\": $Q, \"rejects_4xx\": ${REJ:-0}, \"source_4xx\": ${SRCERR:-0}, \"max_used_connections\": $MAXUSED, \"max_connections\": $MAXCONN, \"concurrency\": $((PAR * SESS))}"
+printf '{"mode": "%s", "maps": "%s", "count": %s, "seconds": %s, "sent_seconds": %s, "queued_after": %s, ' \
+    "$MODE" "$MAPS" "$C" "$SEC" "$SENT" "$Q"
+printf '"rejects_4xx": %s, "source_4xx": %s, "max_used_connections": %s, "max_connections": %s, "concurrency": %s}\n' \
+    "${REJ:-0}" "${SRCERR:-0}" "$MAXUSED" "$MAXCONN" "$((PAR * SESS))"
 """
 
 RESTORE_SH = r"""
