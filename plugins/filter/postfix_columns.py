@@ -34,9 +34,9 @@ EXAMPLES = r'''
 RETURN = r'''
 _value:
   description:
-    - A dictionary of table name to the sorted list of its column names that Postfix's queries read, for
-      example C({"virtual_domains": ["name"], "virtual_users": ["email"], "virtual_aliases": ["destination",
-      "source"]}) for schema versions 1 to 3.
+    - A dictionary of table name to the sorted list of its column names that Postfix's queries read. For schema
+      versions 1 to 3 C(virtual_domains) maps to C([name]), C(virtual_users) to C([email]) and C(virtual_aliases)
+      to C([destination, source]).
     - A schema version below 1 fails.
   type: dict
 '''
