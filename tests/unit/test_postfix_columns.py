@@ -45,7 +45,6 @@ def test_every_column_each_query_reads_is_granted(version, node_name):
     """Cross-check with a cruder reading: for each query, resolve ``alias.column`` through the
     query's own FROM/JOIN list and every bare word that is a column of a table the query reads."""
     granted = _granted_pairs(version)
-    tables = dict((t.name, t) for t in vmail_schema.SCHEMA)
     all_columns = dict((t.name, set(['id', t.parent] + [c.name for c in t.columns + t.optional]) - {None})
                        for t in vmail_schema.SCHEMA)
     all_columns.update((t.name, set(['email'] + [c[0] for c in t.columns])) for t in vmail_schema.STATS_TABLES)
@@ -65,7 +64,6 @@ def test_every_column_each_query_reads_is_granted(version, node_name):
             for table in read:
                 if word in all_columns[table]:
                     assert (table, word) in granted, (version, name, table, word)
-        assert tables  # the schema description is there
 
 
 def test_known_grants():
