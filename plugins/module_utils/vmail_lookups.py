@@ -37,9 +37,11 @@ Two levels exist:
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_address import normalize_host
 from ansible_collections.vmail.mailserver.plugins.module_utils.vmail_schema import (
-    ACCOUNT_MODEL, ALIASES, DOMAINS, LAST_LOGIN, NODES, QUOTA_USAGE, USERS)
+    ACCOUNT_MODEL, ALIASES, DOMAINS, LAST_LOGIN, NODES, QUOTA_USAGE, SCHEMA, STATS_TABLES, USERS)
 
 # The text of a refusal of a disabled mailbox or domain: RFC 3463 X.2.1 "Mailbox disabled, not
 # accepting messages", as an access(5) action (a 5NN code and text reject the recipient).
@@ -231,6 +233,95 @@ def postfix_queries(schema_version, node_name=None):
     if int(schema_version) >= NODES and node_name:
         queries['transport'] = _transport(node_name)
     return queries
+
+
+# A node name for :func:`postfix_columns`: the transport query's columns do not depend on it (the
+# name is only an SQL string literal there).
+_ANY_NODE = 'node.invalid'
+# What the column derivation reads of a query: SQL string literals (dropped first, so '%s' or
+# '550 5.2.1 ...' are not taken for names), the tables after FROM and JOIN with their optional
+# alias, ``qualifier.column`` references and the remaining bare words.
+_SQL_STRING_RE = re.compile(r"'(?:[^'\\]|\\.|'')*'")
+_SOURCE_RE = re.compile(r'\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)'
+                        r'(?:\s+(?!(?:JOIN|WHERE|ON|UNION|AS|LEFT|INNER|GROUP|ORDER)\b)([A-Za-z_][A-Za-z0-9_]*))?',
+                        re.IGNORECASE)
+_QUALIFIED_RE = re.compile(r'\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b')
+_WORD_RE = re.compile(r'\b[A-Za-z_][A-Za-z0-9_]*\b')
+
+
+def _columns_at(schema_version):
+    """Return {table name: set of column names} of every table the schema has at ``schema_version``."""
+    out = {}
+    for table in SCHEMA:
+        cols = set(['id'] + ([table.parent] if table.parent else []) + [c.name for c in table.columns])
+        cols.update(c.name for c in table.optional if (c.since or 0) <= schema_version)
+        out[table.name] = cols
+    for table in STATS_TABLES:
+        if table.since <= schema_version:
+            out[table.name] = set(['email'] + [c[0] for c in table.columns])
+    return out
+
+
+def query_columns(query, schema_version):
+    """Return {table name: set of column names} that the SQL ``query`` reads, at ``schema_version``.
+
+    Reads the lookup queries of this module (not SQL at large): tables come after ``FROM`` or
+    ``JOIN``, optionally followed by an alias; ``alias.column`` and ``table.column`` name the
+    column of that table; a bare word that is a column of a table the query reads counts for each
+    such table (so an ambiguous bare name is granted on all of them, never on none). Raises
+    ValueError for a table, alias or qualified column the schema does not have at that version,
+    and for an alias that names two tables, so a query this reading would misread fails instead
+    of yielding a short list.
+    """
+    known = _columns_at(int(schema_version))
+    text = _SQL_STRING_RE.sub("''", query)
+    names = {}
+    for table, alias in _SOURCE_RE.findall(text):
+        if table not in known:
+            raise ValueError('the query reads table %s, which schema version %s does not have: %s'
+                             % (table, schema_version, query))
+        for name in (table, alias):
+            if name and names.setdefault(name, table) != table:
+                raise ValueError('%s names both %s and %s in: %s' % (name, names[name], table, query))
+    used = dict((table, set()) for table in names.values())
+
+    def qualified(match):
+        prefix, column = match.group(1), match.group(2)
+        if prefix not in names:
+            raise ValueError('%s.%s: %s is no table or alias of the query: %s' % (prefix, column, prefix, query))
+        if column not in known[names[prefix]]:
+            raise ValueError('%s.%s: schema version %s has no column %s in %s'
+                             % (prefix, column, schema_version, column, names[prefix]))
+        used[names[prefix]].add(column)
+        return ' '
+
+    rest = _QUALIFIED_RE.sub(qualified, text)
+    for word in _WORD_RE.findall(rest):
+        if word not in names:
+            for table in used:
+                if word in known[table]:
+                    used[table].add(word)
+    return used
+
+
+def postfix_columns(schema_version):
+    """Return {table name: sorted column names} that Postfix's lookup queries read, for a database at ``schema_version``.
+
+    The union over every query of :func:`postfix_queries` for each version from 1 to
+    ``schema_version`` (the postfix role may be configured for an older version than the
+    database has), with a node name so that the transport table counts. This is what the
+    Postfix DB account is granted (column-level SELECT): the ``password`` column is not among
+    it. Raises ValueError for a version below 1 or a query :func:`query_columns` cannot read.
+    """
+    version = int(schema_version)
+    if version < 1:
+        raise ValueError('schema version must be 1 or more, got %r' % (schema_version,))
+    out = {}
+    for at in range(1, version + 1):
+        for query in postfix_queries(at, _ANY_NODE).values():
+            for table, columns in query_columns(query, version).items():
+                out.setdefault(table, set()).update(columns)
+    return dict((table, sorted(columns)) for table, columns in sorted(out.items()) if columns)
 
 
 def dovecot_queries(schema_version, dovecot_version, node_name=None):

@@ -70,12 +70,22 @@ def test_ca_key_only_on_the_first_node(nodes):
 
 
 def test_remote_db_accounts_require_ssl_local_ones_do_not(host):
-    rows = sql(host, "SELECT user, host, ssl_type FROM mysql.user WHERE user IN ('mailuser', 'mailadmin')")
+    rows = sql(host, "SELECT user, host, ssl_type FROM mysql.user WHERE user IN ('mailuser', 'mailpostfix', 'mailadmin')")
     rows = [line.split("\t") for line in rows.splitlines()]
     assert rows
+    # Postfix's own account (issue #20) comes from the same hosts as the lookup account, replicated.
+    assert sorted(h for u, h, _ in rows if u == "mailpostfix") == sorted(h for u, h, _ in rows if u == "mailuser")
     for user, account_host, ssl_type in rows:
         local = account_host in ("localhost", "127.0.0.1", "::1")
         assert ssl_type == ("" if local else "ANY"), (user, account_host, ssl_type)
+
+
+def test_postfix_password_is_the_same_on_every_node(nodes):
+    """The Postfix account's password is generated on the writer and kept on every node (the next writer
+    may be another node)."""
+    values = [n.file("/etc/vmail/secrets/postfix_password") for n in nodes]
+    assert all(f.exists and (f.user, f.mode) == ("root", 0o600) for f in values)
+    assert len({f.content_string.strip() for f in values}) == 1
 
 
 def test_a_row_written_on_one_node_is_on_every_node(nodes):

@@ -123,6 +123,46 @@ def test_lookup_account_can_read_but_not_write(host):
         assert res.rc != 0 and "denied" in res.stderr.lower(), (sql, res.stdout, res.stderr)
 
 
+def _map_credentials(host, path):
+    """user and password of a Postfix mysql: table (mysql_table(5) ``name = value`` lines)."""
+    conf = dict(line.split("=", 1) for line in host.file(path).content_string.splitlines()
+                if "=" in line and not line.lstrip().startswith("#"))
+    conf = {k.strip(): v.strip() for k, v in conf.items()}
+    return conf["user"], conf["password"]
+
+
+def test_postfix_account_cannot_read_password_hashes(host):
+    """Postfix's maps log in with their own account (issue #20), which gets "SELECT command denied" on
+    virtual_users.password while every map still answers (postmap -q through the same files)."""
+    user, pw = _map_credentials(host, "/etc/postfix/mysql-virtual-mailbox-maps.cf")
+    assert user == "mailpostfix", f"Postfix's maps use the DB account {user!r}, not its own"
+    assert pw == _secret(host, "postfix"), "the maps do not hold the stored Postfix account password"
+    assert pw != _secret(host, "lookup")
+    res = _mysql(host, user, pw, "SELECT password FROM mailserver.virtual_users")
+    assert res.rc != 0 and "SELECT command denied" in res.stderr and "'password'" in res.stderr, (
+        res.rc, res.stdout, res.stderr)
+    for sql in ("SELECT * FROM mailserver.virtual_users",
+                "SELECT last_login FROM mailserver.vmail_last_login",
+                "UPDATE mailserver.virtual_users SET active = 0"):
+        res = _mysql(host, user, pw, sql)
+        assert res.rc != 0 and "denied" in res.stderr, (sql, res.rc, res.stdout, res.stderr)
+    # The same account still reads what Postfix needs.
+    ok = _mysql(host, user, pw, "SELECT email FROM mailserver.virtual_users WHERE email = 'alice@example.com'")
+    assert ok.rc == 0 and ok.stdout.strip() == "alice@example.com", ok.stderr
+    found = host.run("postmap -q alice@example.com mysql:/etc/postfix/mysql-virtual-mailbox-maps.cf")
+    assert found.rc == 0 and found.stdout.strip() == "1", (found.rc, found.stdout, found.stderr)
+    # Every map of the role: a lookup through each file raises no database error (a denied column would
+    # make postmap warn "mysql query failed" and exit 2 or more).
+    maps = host.run("ls /etc/postfix/mysql-*.cf").stdout.split()
+    assert len(maps) >= 9, maps
+    for path in maps:
+        assert _map_credentials(host, path)[0] == "mailpostfix", path
+        for key in ("alice@example.com", "example.com", "@example.com", "nobody@example.com"):
+            res = host.run("postmap -q %s mysql:%s", key, path)
+            assert res.rc in (0, 1) and "warning" not in res.stderr and "fatal" not in res.stderr, (
+                path, key, res.rc, res.stderr)
+
+
 def test_admin_account_cannot_touch_other_databases(host):
     pw = _secret(host, "admin")
     ok = _mysql(host, "mailadmin", pw, "SELECT COUNT(*) FROM mailserver.virtual_users")
@@ -143,7 +183,7 @@ def test_mariadb_listens_on_localhost_only(host):
 
 
 def test_generated_passwords_have_128_bits(host):
-    for name in ("lookup", "admin"):
+    for name in ("lookup", "postfix", "admin"):
         f = host.file(f"/etc/vmail/secrets/{name}_password")
         assert f.exists and f.user == "root" and f.mode == 0o600
         value = f.content_string.strip()
@@ -157,7 +197,7 @@ def test_generated_passwords_have_128_bits(host):
 
 def _all_secrets(host, mail):
     """The DB and user passwords, and text of every DKIM private key on the host (rspamd role)."""
-    secrets = [_secret(host, "lookup"), _secret(host, "admin")]
+    secrets = [_secret(host, "lookup"), _secret(host, "postfix"), _secret(host, "admin")]
     secrets += [u["password"] for u in mail.users()]
     keys = dkim_private_key_texts(host)
     assert keys, "no DKIM private key found (test cannot judge)"
@@ -185,10 +225,12 @@ def test_credential_files_modes(host, path, owner, group, mode):
 
 def test_no_world_readable_file_holds_a_secret(host, mail):
     """Every file under /etc that contains a DB password is closed to 'other'."""
-    pw = _secret(host, "lookup")
-    res = host.run("grep -rlF -- %s /etc", pw)
-    files = [p for p in res.stdout.split() if p]
-    assert files, "lookup password not found in any config file (test cannot judge)"
+    files = []
+    for name in ("lookup", "postfix"):
+        res = host.run("grep -rlF -- %s /etc", _secret(host, name))
+        found = [p for p in res.stdout.split() if p and not p.startswith("/etc/vmail/secrets/")]
+        assert found, f"{name} password not found in any config file (test cannot judge)"
+        files += found
     for path in files:
         f = host.file(path)
         assert f.mode & 0o007 == 0, f"{path} is readable by others (mode {oct(f.mode)})"
