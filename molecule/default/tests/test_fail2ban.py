@@ -61,8 +61,8 @@ GUESSERS = {"postfix-sasl": ("smtp", "127.0.0.3"), "dovecot": ("imap", "127.0.0.
 NEIGHBOUR = "127.0.0.2"
 
 
-def attempts(host, kind, src, password, count=1):
-    cmd = "python3 -c " + " ".join(shlex.quote(str(a)) for a in (CLIENT, kind, src, USER, password, count))
+def attempts(host, kind, src, password, count=1, user=USER):
+    cmd = "python3 -c " + " ".join(shlex.quote(str(a)) for a in (CLIENT, kind, src, user, password, count))
     result = host.run(cmd)
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
