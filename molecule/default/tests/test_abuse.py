@@ -12,6 +12,7 @@ others send on, and the deferred message goes through once the bucket has leaked
 import email
 import email.policy
 import email.utils
+import random
 import re
 import smtplib
 import time
@@ -53,6 +54,25 @@ def test_port_25_offers_no_auth(mail):
         smtp.starttls(context=mail.client_context())
         smtp.ehlo()
         assert smtp.has_extn("auth")
+
+
+@pytest.mark.parametrize("sender,refused", [
+    ("alice@example.com", True),        # a mailbox
+    ("sales@example.com", True),        # an alias
+    ("alice@alias.example", True),      # the alias-domain form of a mailbox
+    ("anyone@example.net", True),       # a domain with a catch-all
+    ("someone@outside.test", False),    # not hosted here
+])
+def test_port_25_refuses_hosted_senders_without_sasl(mail, sender, refused):
+    """Without SASL on port 25 Postfix ignores reject_unauthenticated_sender_login_mismatch; the
+    check_sender_access tables that replace it refuse a hosted sender from a client outside mynetworks."""
+    with mail.smtp(25) as smtp:
+        smtp.mail(sender)
+        code, reply = smtp.rcpt(BOB)
+    if refused:
+        assert code == 554 and reply.startswith(b"5.7.1 ") and b"hosted here" in reply, (code, reply)
+    else:
+        assert code == 250, (code, reply)
 
 
 def test_milter_is_a_socket_only_postfix_reaches(host):
@@ -194,14 +214,17 @@ def test_user_past_the_message_limit_is_deferred_others_are_not(host, mail):
 @pytest.mark.parametrize("kind,jail", [("smtp", "postfix-sasl"), ("imap", "dovecot")])
 def test_failures_across_accounts_ban_the_address(host, mail, kind, jail, clean_bans):  # noqa: F811
     """One wrong password for each of several accounts from one address: the jails count per address."""
-    # An address of its own per service: Dovecot's auth penalty delays the next login of an address
-    # that failed recently, over SMTP AUTH too.
-    sprayer = {"smtp": "127.0.0.5", "imap": "127.0.0.6"}[kind]
+    # A fresh loopback address per run and service (only 127.0.0.1 is in fail2ban_ignoreip): fail2ban
+    # remembers an address's failures for fail2ban_findtime, and Dovecot's auth penalty slows the
+    # next login of an address that failed recently, over SMTP AUTH too.
+    sprayer = f"127.0.{1 if kind == 'smtp' else 2}.{random.randint(2, 254)}"
     maxretry = int(mail.vars["fail2ban_maxretry"])
     users = [u["email"] for u in mail.users()][:maxretry]
     assert len(set(users)) == maxretry
     for user in users:
-        assert attempts(host, kind, sprayer, "not-the-password", user=user) == ["refused"], user
+        # Dovecot's auth penalty grows with each failure of an address (up to 15 s, plus the failure
+        # delay): a client that gives up first leaves a line fail2ban does not count.
+        assert attempts(host, kind, sprayer, "not-the-password", user=user, timeout=40) == ["refused"], user
     deadline = time.time() + 30
     while sprayer not in banned(host, jail) and time.time() < deadline:
         time.sleep(1)
