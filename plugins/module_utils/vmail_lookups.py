@@ -53,6 +53,15 @@ DISABLED_ACTION = '550 5.2.1 Mailbox disabled, not accepting messages'
 QUOTA_FULL_ACTION = '552 5.2.2 Mailbox full'
 
 # The Postfix lookup tables, in the order the postfix role writes them.
+# Send-as (smtpd_sender_login_maps, the ``sender_login`` and ``alias_domain_senders`` queries): a
+# login may use as sender (envelope, and so the From header, which rspamd requires to be the
+# envelope sender) its own mailbox address, that address in every alias domain of its domain, and
+# every address that is not a mailbox but an active alias with the login among its destinations
+# (a catch-all ``@domain`` alias: every address of the domain that is neither a mailbox nor another
+# alias). An alias whose source is itself a mailbox (``alice@ -> alice@, asst@``, a copy to an
+# assistant) grants nothing: only alice sends as alice@. There is no per-alias flag.
+SENDER_LOGIN_NOTE = 'send-as: own mailbox, its alias-domain forms, and aliases whose source is not a mailbox'
+
 POSTFIX_MAPS = ('domains', 'mailboxes', 'aliases', 'email2email', 'alias_domains', 'sender_login',
                 'alias_domain_senders', 'recipient_access', 'quota_access')
 
@@ -104,8 +113,11 @@ def _guide_postfix():
         'mailboxes': "SELECT 1 FROM %s WHERE %s='%%s'" % (u.name, u.key),
         'aliases': "SELECT destination FROM %s WHERE %s='%%s'" % (a.name, a.key),
         'email2email': "SELECT %s FROM %s WHERE %s='%%s'" % (u.key, u.name, u.key),
-        'sender_login': ("SELECT %s FROM %s WHERE %s='%%s' UNION SELECT destination FROM %s WHERE %s='%%s'"
-                         % (u.key, u.name, u.key, a.name, a.key)),
+        # Who may send as an address: its mailbox, or the destinations of an alias of that address
+        # unless the address is itself a mailbox (see SENDER_LOGIN_NOTE).
+        'sender_login': ("SELECT %s FROM %s WHERE %s='%%s' UNION SELECT destination FROM %s WHERE %s='%%s' "
+                         "AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%s='%%s')"
+                         % (u.key, u.name, u.key, a.name, a.key, u.name, u.key)),
     }
 
 
@@ -144,9 +156,13 @@ def _model_postfix():
             usr=u.name, ali=a.name),
         # Who may send as an address: the mailbox itself and the destinations of an active alias (the
         # guide's query, which also answers Postfix's '@domain' step for a catch-all's owners).
+        # Who may send as an address (smtpd_sender_login_maps): the mailbox of that address, else the
+        # destinations of an active alias of it; an alias of an address that is a mailbox grants nothing
+        # (SENDER_LOGIN_NOTE).
         'sender_login': (
             "SELECT {email} FROM {usr} WHERE {email} = '%s' "
-            "UNION SELECT {dest} FROM {ali} WHERE {src} = '%s' AND {aact} = 1").format(
+            "UNION SELECT {dest} FROM {ali} WHERE {src} = '%s' AND {aact} = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM {usr} x WHERE x.email = '%s')").format(
             email=_c(u, 'email'), usr=u.name, dest=_c(a, 'destination'), ali=a.name, src=_c(a, 'source'),
             aact=_c(a, 'active')),
         # The same in the alias-domain form (user@alias.example for user@example.com). A table of its own:
@@ -156,7 +172,8 @@ def _model_postfix():
             "SELECT x.email FROM {dom} JOIN {dom} t ON t.id = {alias_of} JOIN {usr} x ON x.email = {target} "
             "WHERE {name} = '%d' "
             "UNION SELECT y.destination FROM {dom} JOIN {dom} t ON t.id = {alias_of} "
-            "JOIN {ali} y ON y.source = {target} WHERE {name} = '%d' AND y.active = 1").format(
+            "JOIN {ali} y ON y.source = {target} WHERE {name} = '%d' AND y.active = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM {usr} z WHERE z.email = {target})").format(
             dom=d.name, alias_of=_c(d, 'alias_of'), usr=u.name, target=target, name=_c(d, 'name'), ali=a.name),
         # check_recipient_access: a disabled mailbox (or one of a disabled domain) and a disabled
         # domain are refused at RCPT with 550 5.2.1 instead of falling through to a catch-all.

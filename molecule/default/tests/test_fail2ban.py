@@ -17,6 +17,7 @@ CLIENT = r'''
 import imaplib, json, smtplib, socket, ssl, sys
 
 kind, src, user, password, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 15
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
@@ -32,7 +33,7 @@ class IMAP(imaplib.IMAP4_SSL):
 def attempt():
     try:
         if kind == "smtp":
-            with smtplib.SMTP("127.0.0.1", 587, local_hostname="client.example.org", timeout=15,
+            with smtplib.SMTP("127.0.0.1", 587, local_hostname="client.example.org", timeout=timeout,
                               source_address=(src, 0)) as conn:
                 conn.starttls(context=ctx)
                 conn.ehlo()
@@ -42,7 +43,7 @@ def attempt():
                     return "ok"
                 except smtplib.SMTPAuthenticationError:
                     return "refused"
-        imap = IMAP("127.0.0.1", 993, ssl_context=ctx, timeout=15)
+        imap = IMAP("127.0.0.1", 993, ssl_context=ctx, timeout=timeout)
         try:
             imap.login(user, password)
             imap.logout()
@@ -61,8 +62,9 @@ GUESSERS = {"postfix-sasl": ("smtp", "127.0.0.3"), "dovecot": ("imap", "127.0.0.
 NEIGHBOUR = "127.0.0.2"
 
 
-def attempts(host, kind, src, password, count=1):
-    cmd = "python3 -c " + " ".join(shlex.quote(str(a)) for a in (CLIENT, kind, src, USER, password, count))
+def attempts(host, kind, src, password, count=1, user=USER, timeout=15):
+    """*count* logins as *user* from *src*, each "ok", "refused" or "blocked: <error>"; *timeout* seconds each."""
+    cmd = "python3 -c " + " ".join(shlex.quote(str(a)) for a in (CLIENT, kind, src, user, password, count, timeout))
     result = host.run(cmd)
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
