@@ -74,7 +74,7 @@ def test_remote_db_accounts_require_ssl_local_ones_do_not(host):
     rows = [line.split("\t") for line in rows.splitlines()]
     assert rows
     # Postfix's own account (issue #20) comes from the same hosts as the lookup account, replicated.
-    assert sorted(h for u, h, _ in rows if u == "mailpostfix") == sorted(h for u, h, _ in rows if u == "mailuser")
+    assert sorted(h for u, h, _ssl in rows if u == "mailpostfix") == sorted(h for u, h, _ssl in rows if u == "mailuser")
     for user, account_host, ssl_type in rows:
         local = account_host in ("localhost", "127.0.0.1", "::1")
         assert ssl_type == ("" if local else "ANY"), (user, account_host, ssl_type)

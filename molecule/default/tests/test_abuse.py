@@ -20,7 +20,8 @@ import time
 import pytest
 from vmailtest import make_message
 
-from test_fail2ban import attempts, banned, clean_bans  # noqa: F401 (clean_bans is a fixture)
+# clean_bans is a fixture the tests below use by name.
+from test_fail2ban import attempts, banned, clean_bans  # noqa: F401 pylint: disable=unused-import
 from test_rspamd import delivered, dns_keys, signatures, verify
 
 ALICE = "alice@example.com"
@@ -190,7 +191,7 @@ def test_user_past_the_recipient_limit_is_deferred(mail):
 def test_user_past_the_message_limit_is_deferred_others_are_not(host, mail):
     burst = mail.vars["rspamd_ratelimit_users"][RITA]["messages_burst"]
     logged = rspamd_log_count(host, RITA)
-    for _ in range(burst):
+    for _attempt in range(burst):
         _token, err = send_as(mail, RITA, [BOB])
         assert err is None, err
     # Past the burst: 4xx, although postmaster is a recipient (rspamd's default would exempt it).
