@@ -220,8 +220,10 @@ def test_failures_across_accounts_ban_the_address(host, mail, kind, jail, clean_
     # next login of an address that failed recently, over SMTP AUTH too.
     sprayer = f"127.0.{1 if kind == 'smtp' else 2}.{random.randint(2, 254)}"
     maxretry = int(mail.vars["fail2ban_maxretry"])
-    users = [u["email"] for u in mail.users()][:maxretry]
-    assert len(set(users)) == maxretry
+    # One failure for each of maxretry + 2 accounts: under load the journal backend of fail2ban was seen
+    # to miss one line of a burst on Debian 13 (2 of 3 counted), so two accounts more than the jail needs.
+    users = [u["email"] for u in mail.users()][:maxretry + 2]
+    assert len(set(users)) == maxretry + 2
     for user in users:
         # Dovecot's auth penalty grows with each failure of an address (up to 15 s, plus the failure
         # delay): a client that gives up first leaves a line fail2ban does not count.
