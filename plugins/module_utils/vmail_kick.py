@@ -36,3 +36,16 @@ def kick(module, users):
         else:
             warnings.append('doveadm kick %s failed (exit %d): %s' % (user, rc, (err or '').strip()[:200]))
     return kicked, warnings
+
+
+def end_sessions(module, result):
+    """After the commit: ``doveadm kick`` the mailboxes in ``result['kicked']``, as the modules return them.
+
+    Nothing runs in check mode (``kicked`` then lists those that would be kicked). Replaces
+    ``result['kicked']`` with the mailboxes actually kicked and turns every failure into a warning.
+    """
+    if module.check_mode or not result['kicked']:
+        return
+    result['kicked'], warnings = kick(module, result['kicked'])
+    for warning in warnings:
+        module.warn(warning)

@@ -313,16 +313,7 @@ def main():
         result['kicked'] = accounts.users_to_kick(outcome.plan, outcome.state) if p['kick'] else []
         return result
 
-    run_and_exit(module, work, after=lambda result: end_sessions(module, result))
-
-
-def end_sessions(module, result):
-    """After the commit: doveadm kick the mailboxes in result['kicked'] (not in check mode)."""
-    if module.check_mode or not result['kicked']:
-        return
-    result['kicked'], warnings = vmail_kick.kick(module, result['kicked'])
-    for warning in warnings:
-        module.warn(warning)
+    run_and_exit(module, work, after=lambda result: vmail_kick.end_sessions(module, result))
 
 
 if __name__ == '__main__':
