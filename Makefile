@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections:$(HOME)/.ansible/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo demo-destroy test sanity unit lint galaxy molecule clean
+.PHONY: setup demo demo-destroy test test-quick sanity unit lint galaxy molecule clean
 
 setup:
 	scripts/setup.sh
@@ -22,6 +22,11 @@ demo-destroy:
 ## Every test: sanity, module tests against a real MariaDB, lint, Molecule on Debian 12 and 13.
 test: setup
 	scripts/test.sh
+
+## The inner loop (about 10 minutes): sanity, module tests, lint, and one Debian 12
+## converge with the mail-flow tests (molecule/quick). Not a substitute for `make test`.
+test-quick: setup
+	VMAIL_TEST_STAGES="sanity modules lint quick" scripts/test.sh
 
 sanity:
 	scripts/sanity.sh
@@ -42,4 +47,5 @@ molecule:
 clean:
 	-molecule destroy -s default
 	-molecule destroy -s demo
+	-molecule destroy -s quick
 	rm -rf .cache tests/output

@@ -4,7 +4,9 @@
 # MariaDB, ansible-lint (production profile), galaxy-importer on the built
 # tarball, Molecule scenarios default and adopt on Debian 12 and 13, and the
 # scale-out scenario cluster (Galera + two mail nodes) on Debian 12.
-# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt cluster" selects stages;
+# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt cluster" selects stages
+# (`make test-quick` runs "sanity modules lint quick": one Debian 12 converge and
+# the mail-flow tests, molecule/quick);
 # VMAIL_TEST_PARALLEL=0 runs every stage one after the other.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -25,7 +27,8 @@ run_stage() {
   echo
   echo "===== stage: $name ($*)"
   local start=$SECONDS
-  if "$@"; then
+  mkdir -p "$logdir"
+  if "$@" 2>&1 | tee "$logdir/$name.log"; then
     passed=$((passed + 1))
     echo "===== stage $name: passed"
   else
@@ -68,6 +71,19 @@ finish_bg() {
   done
 }
 
+# What failed, at the very end of the output (CI keeps only its tail): the
+# pytest summary lines, failed Ansible tasks and Molecule's errors of each
+# failed stage, at most 40 lines a stage.
+digest() {
+  local name
+  for name in "${failed_names[@]}"; do
+    echo
+    echo "===== why $name failed ($logdir/$name.log)"
+    grep -E '^(FAILED|ERROR) |^fatal: |^failed: |CRITICAL|^E +[A-Za-z]|Executed: Failed|Error: ' "$logdir/$name.log" 2>/dev/null |
+      cut -c1-400 | head -40
+  done
+}
+
 # A lane: stages run one after the other in the background.
 start_lane() {
   local stage name
@@ -94,7 +110,7 @@ scenario_of() {
 }
 
 is_molecule() {
-  case "$1" in molecule | adopt | cluster) return 0 ;; *) return 1 ;; esac
+  case "$1" in molecule | adopt | cluster | quick) return 0 ;; *) return 1 ;; esac
 }
 
 lint() {
@@ -105,7 +121,7 @@ if [ "$parallel" != 0 ]; then
   lane1=() lane2=()
   for stage in $stages; do
     case "$stage" in
-      molecule) lane1+=("$stage") ;;
+      molecule | quick) lane1+=("$stage") ;;
       adopt | cluster) lane2+=("$stage") ;;
     esac
   done
@@ -136,4 +152,5 @@ for stage in $stages; do
 done
 [ ${#failed_names[@]} -eq 0 ] || echo "  failed stages: ${failed_names[*]}"
 echo "stages: $passed passed, $failed failed"
+digest
 [ "$failed" -eq 0 ]

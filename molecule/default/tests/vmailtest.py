@@ -24,7 +24,8 @@ import pytest
 # Published port = base + service port (see molecule.yml and docs/design.md).
 PORT_BASE = {"vmail-debian12": 12000, "vmail-debian13": 13000, "vmail-demo": 10000,
              "adopt-debian12": 14000, "adopt-debian13": 15000,
-             "adoptnew-debian12": 16000, "adoptnew-debian13": 17000}
+             "adoptnew-debian12": 16000, "adoptnew-debian13": 17000,
+             "vmail-quick-debian12": 18000}
 TIMEOUT = 30  # seconds for any network operation
 
 
