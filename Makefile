@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections:$(HOME)/.ansible/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo demo-destroy test test-quick sanity unit lint galaxy molecule clean
+.PHONY: setup demo demo-destroy test test-quick sanity unit lint galaxy install-check molecule clean
 
 setup:
 	scripts/setup.sh
@@ -40,6 +40,11 @@ lint:
 ## galaxy-importer (Galaxy's own checks) on the built tarball, in its own venv.
 galaxy:
 	scripts/galaxy-import.sh
+
+## The deploy-only controller path: the built tarball and requirements.yml in a fresh
+## venv with only ansible-core, then the playbooks' syntax check (offline, under a minute).
+install-check:
+	scripts/test-install.sh
 
 molecule:
 	molecule test -s default

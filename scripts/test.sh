@@ -2,9 +2,10 @@
 # Run every test of vmail.mailserver (what `make test` and .ci/run call).
 # Stages: sanity (ansible-test + ansible-doc), module tests against a throwaway
 # MariaDB, ansible-lint (production profile), galaxy-importer on the built
-# tarball, Molecule scenarios default and adopt on Debian 12 and 13, and the
-# scale-out scenario cluster (Galera + two mail nodes) on Debian 12.
-# VMAIL_TEST_STAGES="sanity modules lint galaxy molecule adopt cluster" selects stages
+# tarball, the deploy-only install of that tarball in a fresh venv
+# (scripts/test-install.sh), Molecule scenarios default and adopt on Debian 12
+# and 13, and the scale-out scenario cluster (Galera + two mail nodes) on Debian 12.
+# VMAIL_TEST_STAGES="sanity modules lint galaxy install molecule adopt cluster" selects stages
 # (`make test-quick` runs "sanity modules lint quick": one Debian 12 converge and
 # the mail-flow tests, molecule/quick);
 # VMAIL_TEST_PARALLEL=0 runs every stage one after the other.
@@ -16,7 +17,7 @@ export ANSIBLE_COLLECTIONS_PATH="$PWD/.cache/collections:${HOME}/.ansible/collec
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 NO_COLOR=1
 
-stages=${VMAIL_TEST_STAGES:-sanity modules lint galaxy molecule adopt cluster}
+stages=${VMAIL_TEST_STAGES:-sanity modules lint galaxy install molecule adopt cluster}
 passed=0
 failed=0
 failed_names=()
@@ -139,6 +140,7 @@ for stage in $stages; do
     modules) run_stage modules scripts/test-modules.sh ;;
     lint) run_stage lint lint ;;
     galaxy) run_stage galaxy scripts/galaxy-import.sh ;;
+    install) run_stage install scripts/test-install.sh ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done

@@ -24,7 +24,7 @@ options:
         base64 or not a key of its algorithm, an unknown SPF mechanism, an SPF record with more than 10 DNS
         lookups) fail the task with a message naming the option; nothing is written.
     type: dict
-    version_added: "0.3.0"
+    version_added: "0.5.0"
     suboptions:
       mx:
         description:

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 name: lookup_queries
 short_description: The SQL lookup queries of Postfix and Dovecot for a schema version
-version_added: "0.3.0"
+version_added: "0.5.0"
 description:
   - Returns the queries Postfix's C(mysql:) tables (mysql_table(5)) or Dovecot's SQL passdb run against the
     account tables, built from the collection's one description of the schema
@@ -50,7 +50,7 @@ options:
         C(virtual_users) name it (C(postfix_node_name), C(dovecot_node_name)). Only used from schema version 5;
         empty or not given leaves out what depends on it (one node).
     type: str
-    version_added: "0.4.0"
+    version_added: "0.5.0"
 '''
 
 EXAMPLES = r'''

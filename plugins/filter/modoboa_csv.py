@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 name: modoboa_csv
 short_description: Turn a Modoboa import CSV into the accounts structure of mail_accounts
-version_added: "0.2.0"
+version_added: "0.5.0"
 description:
   - Parses the CSV format of Modoboa's C(manage.py modo import) (and C(modo export identities)/C(domains))
     and returns C(domains), C(users) and C(aliases) lists in the form the options of
@@ -112,7 +112,7 @@ options:
     type: str
     choices: [ fail, ignore ]
     default: fail
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   disabled:
     description:
       - What to do with a domain, domain alias, account or alias whose enabled field is false (Modoboa reads

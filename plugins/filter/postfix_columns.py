@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 name: postfix_columns
 short_description: The columns Postfix's lookup queries read, per table, for a schema version
-version_added: "0.2.0"
+version_added: "0.5.0"
 description:
   - Returns the tables and columns that the Postfix C(mysql:) lookup queries of
     M(vmail.mailserver.lookup_queries#filter) (O(server=postfix)) read, derived from those queries and the

@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_accounts
 short_description: Declare a whole set of virtual domains, mailboxes and aliases in one task
-version_added: "0.2.0"
+version_added: "0.5.0"
 description:
   - Makes the rows of C(virtual_domains), C(virtual_users) and C(virtual_aliases) (the schema of the Linode guide
     "Email with Postfix, Dovecot, and MySQL") match the declared I(domains), I(users) and I(aliases) in one run.
@@ -71,14 +71,14 @@ options:
           - Whether the domain is enabled, as I(active) of M(vmail.mailserver.mail_domain). Not set leaves the stored
             value; new domains are enabled.
         type: bool
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       default_quota:
         description:
           - Quota in bytes (or a size such as C(2G), C(500M); C(0) = unlimited) given to mailboxes created later in
             this domain without a quota of their own, as I(default_quota) of M(vmail.mailserver.mail_domain).
             Applies to mailboxes created in the same task too.
         type: raw
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       alias_of:
         description:
           - Make this domain an alias domain of the named domain (declared in this task or existing), as I(alias_of)
@@ -86,13 +86,13 @@ options:
             apply, against the state after the run (the target must exist and be a normal domain, no chains, no
             mailboxes of its own).
         type: str
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       host:
         description:
           - The mail node of the domain's mailboxes, as I(host) of M(vmail.mailserver.mail_domain) (a host name;
             an empty string clears it, NULL = the only node). Not set leaves the stored value.
         type: str
-        version_added: "0.4.0"
+        version_added: "0.5.0"
   users:
     description:
       - Mailboxes (rows of C(virtual_users)).
@@ -141,19 +141,19 @@ options:
             M(vmail.mailserver.mail_user). Not set leaves the stored value; a new mailbox gets its domain's
             I(default_quota).
         type: raw
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       active:
         description:
           - Whether the mailbox is enabled, as I(active) of M(vmail.mailserver.mail_user). Not set leaves the stored
             value; new mailboxes are enabled.
         type: bool
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       host:
         description:
           - The mailbox's own mail node, overriding its domain's, as I(host) of M(vmail.mailserver.mail_user) (an
             empty string clears it). Not set leaves the stored value.
         type: str
-        version_added: "0.4.0"
+        version_added: "0.5.0"
       state:
         description:
           - C(present) or C(absent). Removing a mailbox does not touch mail on disk.
@@ -189,7 +189,7 @@ options:
             Not set leaves the stored value. Two entries for one source merge only when they do not set different
             values.
         type: bool
-        version_added: "0.3.0"
+        version_added: "0.5.0"
       state:
         description:
           - C(present) adds the listed destinations, C(absent) removes them.

@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_alias
 short_description: Manage virtual alias rows (forwardings) in the Postfix/Dovecot SQL schema
-version_added: "0.1.0"
+version_added: "0.5.0"
 description:
   - Adds or removes rows of C(virtual_aliases) (the schema of the Linode guide "Email with Postfix,
     Dovecot, and MySQL"), which Postfix reads as C(virtual_alias_maps), one row per source/destination pair.
@@ -52,7 +52,7 @@ options:
         new source are created enabled.
       - Ignored with I(state=absent).
     type: bool
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   state:
     description:
       - C(present) adds the listed destinations; C(absent) removes them (or all of the source's rows).
@@ -138,7 +138,7 @@ active:
   returned: always
   type: bool
   sample: true
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 diff:
   description: Before and after destinations (and, with schema version 4, C(active)) of the source, when run with C(--diff).
   returned: when diff mode is on

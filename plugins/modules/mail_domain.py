@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_domain
 short_description: Manage a virtual mail domain in the Postfix/Dovecot SQL schema
-version_added: "0.1.0"
+version_added: "0.5.0"
 description:
   - Adds or removes a row of C(virtual_domains) in the mail database (the schema of the Linode guide
     "Email with Postfix, Dovecot, and MySQL"), which makes Postfix accept mail for the domain
@@ -63,7 +63,7 @@ options:
         back to C(true) restores everything.
       - Not set (the default) leaves the stored value; a new domain is created enabled.
     type: bool
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   default_quota:
     description:
       - Quota in bytes copied into I(quota) of mailboxes created later in this domain by
@@ -75,7 +75,7 @@ options:
       - A negative, fractional or unparsable value fails; nothing is written.
       - Not set leaves the stored value; a new domain gets C(0).
     type: raw
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   alias_of:
     description:
       - Makes this domain an alias domain of the named domain (C(virtual_domains.alias_of) holds that domain's id),
@@ -88,7 +88,7 @@ options:
       - The foreign key is C(ON DELETE CASCADE), so removing the target removes its alias domains;
         M(vmail.mailserver.mail_domain) refuses that without I(force=true).
     type: str
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   host:
     description:
       - The mail node that stores the mail of this domain's mailboxes (C(virtual_domains.host)) when the mail service
@@ -100,7 +100,7 @@ options:
         allowed, 255 characters at most.
       - An empty string clears it. Not set leaves the stored value; a new domain gets NULL.
     type: str
-    version_added: "0.4.0"
+    version_added: "0.5.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_dns
@@ -203,28 +203,28 @@ active:
   returned: always
   type: bool
   sample: true
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 default_quota:
   description: The domain's default quota in bytes after the run (0 = unlimited); null when absent or below schema
     version 4.
   returned: always
   type: int
   sample: 2147483648
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 alias_of:
   description: Name of the domain this one is an alias domain of after the run; null for a normal domain, when absent
     or below schema version 4.
   returned: always
   type: str
   sample: example.com
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 host:
   description: The domain's mail node after the run; null when not set (the only node), absent, or below schema
     version 5.
   returned: always
   type: str
   sample: mail1.example.net
-  version_added: "0.4.0"
+  version_added: "0.5.0"
 dns_records:
   description:
     - The DNS records the domain should publish, in the order MX (by priority), SPF, DKIM (by selector), DMARC,
@@ -264,7 +264,7 @@ dns_records:
             "rdata": "\"v=spf1 mx -all\""},
            {"type": "TXT", "name": "_dmarc.example.com", "value": "v=DMARC1; p=quarantine",
             "value_chunks": ["v=DMARC1; p=quarantine"], "rdata": "\"v=DMARC1; p=quarantine\""}]
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 dns_rrsets:
   description:
     - RV(dns_records) grouped by name and type, in the same order. DNS update interfaces such as
@@ -278,7 +278,7 @@ dns_rrsets:
     rdata: {description: The RV(dns_records) C(rdata) values of this name and type., type: list, elements: str,
             returned: always}
   sample: [{"name": "example.com", "type": "MX", "rdata": ["10 mail.example.com."]}]
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 mta_sts_policy:
   description:
     - The MTA-STS policy file (RFC 8461 section 3.2) to serve at C(https://mta-sts.<domain>/.well-known/mta-sts.txt);
@@ -286,7 +286,7 @@ mta_sts_policy:
   returned: when I(dns) is given and I(state=present)
   type: str
   sample: "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 604800\n"
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 diff:
   description:
     - Before and after state of the domain, when run with C(--diff); with schema version 4 also C(active),

@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_info
 short_description: Report the virtual domains, mailboxes and aliases of the Postfix/Dovecot SQL schema
-version_added: "0.1.0"
+version_added: "0.5.0"
 description:
   - Reads C(virtual_domains), C(virtual_users) and C(virtual_aliases) in one consistent snapshot and
     returns them with counts, for audits and drift checks in CI pipelines.
@@ -43,7 +43,7 @@ options:
     type: str
     choices: [ summary, accounts ]
     default: summary
-    version_added: "0.2.0"
+    version_added: "0.5.0"
   domain:
     description:
       - Only report these domains (and their mailboxes and aliases). Names are normalized like
@@ -60,7 +60,7 @@ options:
       - C(0) lists every mailbox. A negative value fails.
       - Needs schema version 4 (the table C(vmail_last_login)); fails naming the migration otherwise.
     type: int
-    version_added: "0.3.0"
+    version_added: "0.5.0"
 extends_documentation_fragment:
   - vmail.mailserver.vmail_db
   - vmail.mailserver.vmail_dns
@@ -168,7 +168,7 @@ domains:
         - With I(format=accounts) only present when set.
       type: str
       returned: with schema version 5
-      version_added: "0.4.0"
+      version_added: "0.5.0"
     dns_records:
       description:
         - The DNS records the domain should publish, each with C(type), C(name), C(value), C(rdata) and, by type,
@@ -176,18 +176,18 @@ domains:
       type: list
       elements: dict
       returned: when I(dns) is given
-      version_added: "0.3.0"
+      version_added: "0.5.0"
     dns_rrsets:
       description: C(dns_records) grouped by name and type (C(name), C(type), C(rdata) a list), one element per DNS update.
       type: list
       elements: dict
       returned: when I(dns) is given
-      version_added: "0.3.0"
+      version_added: "0.5.0"
     mta_sts_policy:
       description: The MTA-STS policy file text; null when I(dns.mta_sts) is not given or disabled.
       type: str
       returned: when I(dns) is given
-      version_added: "0.3.0"
+      version_added: "0.5.0"
   sample: [{"name": "example.com", "id": 1, "mailboxes": 2, "aliases": 1, "active": true, "default_quota": 0,
             "alias_of": null}]
 mailboxes:
@@ -208,7 +208,7 @@ mailboxes:
       description: The mailbox's own mail node (C(virtual_users.host)); null when not set (its domain's node).
       type: str
       returned: with schema version 5
-      version_added: "0.4.0"
+      version_added: "0.5.0"
     usage_bytes:
       description: Bytes stored, as Dovecot last reported into C(vmail_quota_usage); null when it has not reported.
       type: int
@@ -254,7 +254,7 @@ users:
     quota: {description: Quota in bytes., type: int, returned: with schema version 4}
     active: {description: Whether the mailbox is enabled., type: bool, returned: with schema version 4}
     host: {description: The mailbox's own mail node; only present when set., type: str, returned: with schema version 5,
-           version_added: "0.4.0"}
+           version_added: "0.5.0"}
   sample: [{"email": "alice@example.com", "password_hash": "$6$...", "quota": 0, "active": true}]
 inactive:
   description: Mailboxes with no login in the last I(inactive_days) days (never logged in included), sorted by address.

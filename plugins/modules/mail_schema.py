@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_schema
 short_description: Create the mail database schema and apply its migrations
-version_added: "0.3.0"
+version_added: "0.5.0"
 description:
   - Creates the missing tables of the Linode guide schema (C(virtual_domains), C(virtual_users),
     C(virtual_aliases)) and the version table C(vmail_schema), reads the recorded schema version and applies

@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_store
 short_description: Keep Dovecot's mail location where existing mail lives, or move the Maildirs when asked
-version_added: "0.2.0"
+version_added: "0.5.0"
 description:
   - Reads the mail location the installed Dovecot gives its virtual users (C(doveconf -n); on Dovecot 2.3
     C(mail_location) and the userdb C(home)/C(mail) fields, on 2.4 C(mail_driver), C(mail_path), C(mail_home)
@@ -62,7 +62,7 @@ options:
       - Empty keeps the location's own C(VOLATILEDIR), if any.
     type: str
     default: ''
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   current_location:
     description:
       - The location in use, instead of reading it with C(doveconf). The dovecot role passes the value found
@@ -216,7 +216,7 @@ leftover_lock_dirs:
   type: list
   elements: str
   sample: [/var/mail/vhosts/example.com/email1/.dovecot.lda-dupes.locks]
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 moves:
   description: Each Maildir to move (O(state=inspected)) or moved (O(state=moved)), with source and target.
   returned: always

@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_user
 short_description: Manage a virtual mailbox and its password in the Postfix/Dovecot SQL schema
-version_added: "0.1.0"
+version_added: "0.5.0"
 description:
   - Adds, updates or removes a row of C(virtual_users) (the schema of the Linode guide
     "Email with Postfix, Dovecot, and MySQL"). Dovecot authenticates against it and Postfix
@@ -85,7 +85,7 @@ options:
       - Not set leaves the stored value of an existing mailbox; a new mailbox gets the I(default_quota) of its
         domain (see M(vmail.mailserver.mail_domain)), which is C(0) unless set.
     type: raw
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   active:
     description:
       - Whether the mailbox is enabled (C(virtual_users.active)). A disabled mailbox keeps its row, password and
@@ -93,7 +93,7 @@ options:
         C(true) restores everything.
       - Not set leaves the stored value; a new mailbox is created enabled.
     type: bool
-    version_added: "0.3.0"
+    version_added: "0.5.0"
   host:
     description:
       - The mail node that stores this mailbox (C(virtual_users.host)), when the mail service runs on several nodes.
@@ -105,7 +105,7 @@ options:
         at most 255 characters.
       - An empty string clears it (NULL, the domain's node). Not set leaves the stored value; a new mailbox gets NULL.
     type: str
-    version_added: "0.4.0"
+    version_added: "0.5.0"
   state:
     description:
       - C(present) creates or updates the mailbox, C(absent) removes its row.
@@ -215,20 +215,20 @@ quota:
   returned: always
   type: int
   sample: 2147483648
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 active:
   description: Whether the mailbox is enabled after the run; null when absent or below schema version 4.
   returned: always
   type: bool
   sample: true
-  version_added: "0.3.0"
+  version_added: "0.5.0"
 host:
   description: The mailbox's own mail node after the run; null when not set (its domain's node), when absent or when
     the database is below schema version 5.
   returned: always
   type: str
   sample: mail2.example.net
-  version_added: "0.4.0"
+  version_added: "0.5.0"
 diff:
   description:
     - Before and after state of the mailbox, when run with C(--diff). The password is never shown,

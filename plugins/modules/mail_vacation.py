@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 ---
 module: mail_vacation
 short_description: Manage a mailbox's out-of-office reply (Sieve vacation, RFC 5230) on the mail host
-version_added: "0.3.0"
+version_added: "0.5.0"
 description:
   - Sets, changes, pauses or removes the automatic out-of-office reply of one virtual mailbox, as a Sieve
     script that Dovecot's Pigeonhole runs at delivery (LMTP) before the user's own script.
