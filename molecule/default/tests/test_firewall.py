@@ -251,7 +251,8 @@ def test_disabled_removes_its_own_table_only(host, outside, mail_ip, listener):
         assert result.returncode == 0, result.stdout[-3000:]
         tables = host.check_output("nft list tables")
         assert "vmail_firewall" not in tables and "table inet f2b-table" in tables, tables
-        assert not host.file(RULES).exists and not host.service("vmail-firewall").is_enabled
+        # (systemd 257 of Debian 13 answers is-enabled of a removed unit with exit code 4: the file is asked)
+        assert not host.file(RULES).exists and not host.file("/etc/systemd/system/vmail-firewall.service").exists
         # fail2ban's ban holds without our table, and with it gone the other ports are no longer refused
         assert probe(outside, mail_ip, "993/tls")["993/tls"][0] == "refused"
         unban(host, outside_ip)
