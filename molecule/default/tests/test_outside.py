@@ -25,7 +25,7 @@ import time
 
 import pytest
 import testinfra
-from vmailtest import dkim_private_key_texts, make_message, run_playbook
+from vmailtest import dkim_private_key_texts, make_message, outside_name, run_playbook
 
 from test_rspamd import delivered, wait_milter
 
@@ -95,7 +95,7 @@ def restart_rspamd(host):
 def outside(host):
     """The partner MX/DNS container, serving this server's published records; the mail server
     resolves through it until the module ends (its own resolver is restored afterwards)."""
-    name = host.backend.get_hostname().replace("vmail-", "vmail-outside-", 1)
+    name = outside_name(host.backend.get_hostname())
     other = testinfra.get_host(f"docker://{name}")
     if not other.run("true").succeeded:
         pytest.fail(f"outside container {name} is not running (molecule.yml platforms, group outside)")

@@ -25,7 +25,7 @@ import pytest
 PORT_BASE = {"vmail-debian12": 12000, "vmail-debian13": 13000, "vmail-demo": 10000,
              "adopt-debian12": 14000, "adopt-debian13": 15000,
              "adoptnew-debian12": 16000, "adoptnew-debian13": 17000,
-             "vmail-quick-debian12": 18000}
+             "vmail-quick-debian12": 18000, "fw-debian12": 19000}
 TIMEOUT = 30  # seconds for any network operation
 
 
@@ -254,6 +254,18 @@ def group_by_platform(items):
         name = platform_of(item)
         if name:
             item.add_marker(pytest.mark.xdist_group(name))
+
+
+def outside_name(name):
+    """The partner container of mail platform *name* (molecule.yml, group ``outside``): the platform's
+    prefix, ``-outside-``, the rest (``vmail-debian12`` -> ``vmail-outside-debian12``)."""
+    prefix, rest = name.split("-", 1)
+    return f"{prefix}-outside-{rest}"
+
+
+def is_outside(name):
+    """Whether platform *name* is an outside partner rather than a mail server."""
+    return "-outside-" in name
 
 
 def platform_of(item):
