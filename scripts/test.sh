@@ -80,7 +80,7 @@ digest() {
   for name in "${failed_names[@]}"; do
     echo
     echo "===== why $name failed ($logdir/$name.log)"
-    grep -E '^(FAILED|ERROR) |^fatal: |^failed: |CRITICAL|^E +[A-Za-z]|Executed: Failed|Error: ' "$logdir/$name.log" 2>/dev/null |
+    grep -E '^(FAILED|ERROR|FATAL)[: ]|^fatal: |^failed: |CRITICAL|^E +[A-Za-z]|Executed: Failed|Error: ' "$logdir/$name.log" 2>/dev/null |
       cut -c1-400 | head -40
   done
 }
