@@ -9,6 +9,7 @@ import imaplib
 import json
 import poplib
 import smtplib
+import time
 
 import pytest
 from vmailtest import make_message, recap_counts, run_playbook
@@ -117,13 +118,45 @@ def imap_search(mail, email, token):
         imap.logout()
 
 
+def open_sessions(mail, email):
+    """An IMAP session (logged in, INBOX selected) and a POP3 session (after STAT) of *email*, both kept open."""
+    imap = mail.imaps()
+    imap.login(email, mail.password(email))
+    imap.select("INBOX")
+    pop = mail.pop3s()
+    pop.user(email)
+    pop.pass_(mail.password(email))
+    pop.stat()
+    return imap, pop
+
+
+def session_ended(command, errors, timeout=10):
+    """True once *command* (a NOOP on a kept session) raises one of *errors*: the server ended the session."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            command()
+        except errors:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_disabled_mailbox_refused_then_restored(host, mail):
     token = send(mail, GINA)
     assert mail.wait_delivered(GINA, token)
     assert mail.imap_login(GINA) == "OK"
+    # Sessions opened before the change (issue #20, S20-4): disabling the mailbox must end them
+    # (mail_accounts' doveadm kick), not only refuse new logins.
+    imap, pop = open_sessions(mail, GINA)
+    assert imap.noop()[0] == "OK" and pop.noop().startswith(b"+OK")
 
     set_gina_active(host, mail, False)
     try:
+        assert session_ended(imap.noop, (imaplib.IMAP4.abort, OSError, EOFError)), \
+            "the IMAP session opened before the mailbox was disabled is still open"
+        assert session_ended(pop.noop, (poplib.error_proto, OSError, EOFError)), \
+            "the POP3 session opened before the mailbox was disabled is still open"
         with pytest.raises(imaplib.IMAP4.error):
             mail.imap_login(GINA)
         pop = mail.pop3s()
