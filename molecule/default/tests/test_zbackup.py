@@ -12,7 +12,6 @@ One module-scoped drill (its steps are the tests below):
 The file sorts late (test_z*) because step 4 takes the server down for a moment.
 """
 
-import imaplib
 import re
 import time
 
@@ -33,7 +32,7 @@ def imap_state(mail, folders=("INBOX", FOLDER)):
         imap.login(USER, mail.password(USER))
         state = {}
         for folder in folders:
-            status, _ = imap.select(folder, readonly=True)
+            status, _data = imap.select(folder, readonly=True)
             if status != "OK":
                 state[folder] = None
                 continue
