@@ -25,7 +25,7 @@ import pytest
 PORT_BASE = {"vmail-debian12": 12000, "vmail-debian13": 13000, "vmail-demo": 10000,
              "adopt-debian12": 14000, "adopt-debian13": 15000,
              "adoptnew-debian12": 16000, "adoptnew-debian13": 17000,
-             "vmail-quick-debian12": 18000, "fw-debian12": 19000}
+             "vmail-quick-debian12": 18000, "fw-debian12": 19000, "vmail-acme-debian12": 19500}
 TIMEOUT = 30  # seconds for any network operation
 
 
@@ -258,8 +258,9 @@ def group_by_platform(items):
 
 def outside_name(name):
     """The partner container of mail platform *name* (molecule.yml, group ``outside``): the platform's
-    prefix, ``-outside-``, the rest (``vmail-debian12`` -> ``vmail-outside-debian12``)."""
-    prefix, rest = name.split("-", 1)
+    name with ``-outside-`` before its last part (``vmail-debian12`` -> ``vmail-outside-debian12``,
+    ``vmail-acme-debian12`` -> ``vmail-acme-outside-debian12``)."""
+    prefix, rest = name.rsplit("-", 1)
     return f"{prefix}-outside-{rest}"
 
 
