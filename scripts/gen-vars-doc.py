@@ -19,7 +19,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "variables.md"
-ROLES = ("mailsql", "postfix", "dovecot", "rspamd", "fail2ban", "firewall", "tls", "acme")
+ROLES = ("mailsql", "postfix", "dovecot", "rspamd", "fail2ban", "firewall", "tls", "acme", "backup")
 
 
 MARKUP = re.compile(r"\b[COVIPE]\(([^()]*)\)")  # ansible-doc markup: C(code), O(option), V(value), ...
