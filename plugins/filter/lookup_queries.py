@@ -77,14 +77,15 @@ _value:
       (check_recipient_access, the result is an access(5) action, C(550 5.2.1) for a disabled mailbox or
       domain) and C(quota_access) (check_recipient_access, C(552 5.2.2 Mailbox full) for an alias whose every
       destination is a full mailbox and for the alias-domain form of a full mailbox, from C(vmail_quota_usage)).
-      From schema version 5 with O(node_name) also C(transport) (transport_maps), C(lmtp:inet:<node>:24) for a
-      mailbox whose node (C(virtual_users.host), else C(virtual_domains.host)) is set and is not O(node_name).
+      From schema version 5 with O(node_name) also C(transport) (transport_maps), C(lmtp-nodes:inet:<node>:24)
+      (the postfix role's verified-TLS LMTP service) for a mailbox whose node (C(virtual_users.host), else
+      C(virtual_domains.host)) is set and is not O(node_name).
     - For O(server=dovecot), a dictionary with C(password_query); from schema version 4 also C(user_query) and
       C(iterate_query) of an SQL userdb (the user query returns the quota limit in the field named by
       C(quota_field), C(quota_rule) on 2.3, C(quota_storage_size) on 2.4; 0 bytes is unlimited) and
       C(quota_status_overquota), the reply of Dovecot's quota-status service for a full mailbox. From schema
       version 5 with O(node_name) the password query also returns C(proxy) (C(Y)), C(host) and C(starttls)
-      (C(any-cert)) for a mailbox stored on another node (NULL otherwise, which Dovecot ignores).
+      (C(yes), the node's certificate is verified) for a mailbox stored on another node (NULL otherwise, which Dovecot ignores).
     - For O(server=dovecot_dict), a dictionary with C(last_login_key) (the key the C(last_login) plugin writes,
       C(last-login/%u) on 2.3, C(last-login/%{user}) on 2.4) and C(maps), a list of the SQL dict maps. Each map
       has C(pattern) (the dict key, C($user) a variable), C(table), C(value_field), C(value_type) (C(uint)),

@@ -70,13 +70,22 @@ ACCOUNT_MODEL_MAPS = ('alias_domains', 'alias_domain_senders', 'recipient_access
 
 # How a proxy reaches the node that stores a mailbox: STARTTLS on the node's plain ports (IMAP 143,
 # POP3 110, ManageSieve 4190), so the password forwarded to the node is encrypted (Dovecot 2.4 refuses
-# a cleartext login there even from login_trusted_networks). ``any-cert``: the nodes' certificates
-# are not verified (each node may have its own self-signed one).
-PROXY_STARTTLS = 'any-cert'
+# a cleartext login there even from login_trusted_networks). ``yes`` (not ``any-cert``): the proxy
+# verifies the node's certificate against ``ssl_client_ca_file`` and its name against ``host`` (the
+# node name), so nobody on the path between the nodes can pose as a node and collect the proxied
+# passwords (issue #20). The dovecot role gives each node a certificate for its node name, signed by
+# the cluster's internal CA (roles/dovecot/README.md, "Mail nodes").
+PROXY_STARTTLS = 'yes'
 
 # The LMTP port of every mail node (Dovecot's inet listener, dovecot_lmtp_inet_listen), where the
 # other nodes' Postfix delivers the mail of the mailboxes that node stores.
 NODE_LMTP_PORT = 24
+
+# The Postfix transport (master.cf service of the postfix role) that delivers to another node's LMTP
+# port: an lmtp(8) client with lmtp_tls_security_level=secure, the internal CA and the node name
+# checked against the certificate. The local LMTP over the unix socket (virtual_transport) keeps the
+# plain ``lmtp`` service.
+NODE_LMTP_TRANSPORT = 'lmtp-nodes'
 
 _DOVECOT_USER = {'2.3': "'%u'", '2.4': "'%{user}'"}
 
@@ -218,11 +227,11 @@ def _node_sql(node_name):
 
 
 def _transport(node_name):
-    """The ``transport`` table (transport_maps): ``lmtp:inet:<node>:24`` for a mailbox stored on another node."""
+    """The ``transport`` table (transport_maps): ``lmtp-nodes:inet:<node>:24`` for a mailbox stored on another node."""
     effective, remote = _node_sql(node_name)
-    return ("SELECT CONCAT('lmtp:inet:', {node}, ':{port}') FROM {usr} JOIN {dom} ON {dom}.id = {uid} "
+    return ("SELECT CONCAT('{transport}:inet:', {node}, ':{port}') FROM {usr} JOIN {dom} ON {dom}.id = {uid} "
             "WHERE {email} = '%s' AND {remote}").format(
-        node=effective, port=NODE_LMTP_PORT, usr=USERS.name, dom=DOMAINS.name, uid=_c(USERS, 'domain_id'),
+        transport=NODE_LMTP_TRANSPORT, node=effective, port=NODE_LMTP_PORT, usr=USERS.name, dom=DOMAINS.name, uid=_c(USERS, 'domain_id'),
         email=_c(USERS, 'email'), remote=remote)
 
 
@@ -237,7 +246,7 @@ def postfix_queries(schema_version, node_name=None):
     ``quota_access`` (another one: :data:`QUOTA_FULL_ACTION` for an alias whose every destination
     is a full mailbox and for the alias-domain form of a full mailbox). From :data:`vmail_schema.NODES`
     on, with ``node_name`` (the name of the node this Postfix runs on, as stored in the ``host``
-    columns) also ``transport`` (a ``transport_maps`` table: ``lmtp:inet:<node>:24`` for a final
+    columns) also ``transport`` (a ``transport_maps`` table: ``lmtp-nodes:inet:<node>:24`` for a final
     recipient whose mailbox is stored on another node, nothing otherwise, so the default
     ``virtual_transport`` delivers locally). Raises ValueError for a version below 1 or an invalid
     ``node_name``.

@@ -362,10 +362,10 @@ def nodes(db):
 
 
 def test_transport_sends_mailboxes_of_other_nodes_there(nodes):
-    assert nodes('transport', 'away@example.com') == ['lmtp:inet:m2.example.net:24']
-    assert nodes('transport', 'bo@two.example') == ['lmtp:inet:m2.example.net:24']    # the domain's node
-    assert nodes('transport', 'far@plain.example') == ['lmtp:inet:m3:24']
-    assert nodes('transport', 'AWAY@Example.com') == ['lmtp:inet:m2.example.net:24']  # as MariaDB compares
+    assert nodes('transport', 'away@example.com') == ['lmtp-nodes:inet:m2.example.net:24']
+    assert nodes('transport', 'bo@two.example') == ['lmtp-nodes:inet:m2.example.net:24']    # the domain's node
+    assert nodes('transport', 'far@plain.example') == ['lmtp-nodes:inet:m3:24']
+    assert nodes('transport', 'AWAY@Example.com') == ['lmtp-nodes:inet:m2.example.net:24']  # as MariaDB compares
     # this node's mailboxes, mailboxes without a node, domains and unknown keys: the default transport
     for key in ('home@example.com', 'back@two.example', 'solo@plain.example', 'nobody@two.example',
                 'two.example', '@two.example', 'team@example.com', "x' OR '1'='1"):
@@ -374,8 +374,8 @@ def test_transport_sends_mailboxes_of_other_nodes_there(nodes):
 
 def test_transport_on_the_other_node_and_without_a_node_name(nodes):
     m2 = Lookup(5, 'm2.example.net')
-    assert m2('transport', 'home@example.com') == ['lmtp:inet:m1.example.net:24']
-    assert m2('transport', 'back@two.example') == ['lmtp:inet:m1.example.net:24']
+    assert m2('transport', 'home@example.com') == ['lmtp-nodes:inet:m1.example.net:24']
+    assert m2('transport', 'back@two.example') == ['lmtp-nodes:inet:m1.example.net:24']
     assert m2('transport', 'away@example.com') == [] and m2('transport', 'bo@two.example') == []
     assert 'transport' not in Lookup(5).postfix                     # one node: no transport table
     assert 'transport' not in vmail_lookups.postfix_queries(4, 'm1.example.net')
@@ -386,21 +386,21 @@ def test_transport_on_the_other_node_and_without_a_node_name(nodes):
 @pytest.mark.parametrize('dovecot_version', ['2.3', '2.4'])
 def test_passdb_proxies_logins_of_other_nodes(nodes, dovecot_version):
     assert nodes.login('away@example.com', dovecot_version, fields=True) == [
-        {'user': 'away@example.com', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
+        {'user': 'away@example.com', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'yes'}]
     assert nodes.login('bo@two.example', dovecot_version, fields=True) == [
-        {'user': 'bo@two.example', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'any-cert'}]
+        {'user': 'bo@two.example', 'proxy': 'Y', 'host': 'm2.example.net', 'starttls': 'yes'}]
     for email in ('home@example.com', 'back@two.example', 'solo@plain.example'):
         assert nodes.login(email, dovecot_version, fields=True) == [{'user': email}], email
     m2 = Lookup(5, 'm2.example.net')
     assert m2.login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
     assert m2.login('home@example.com', dovecot_version, fields=True) == [
-        {'user': 'home@example.com', 'proxy': 'Y', 'host': 'm1.example.net', 'starttls': 'any-cert'}]
+        {'user': 'home@example.com', 'proxy': 'Y', 'host': 'm1.example.net', 'starttls': 'yes'}]
     assert Lookup(5).login('away@example.com', dovecot_version, fields=True) == [{'user': 'away@example.com'}]
 
 
 def test_moving_a_mailbox_changes_its_transport_and_proxy(nodes):
     ok(run_module('mail_user', {'email': 'home@example.com', 'host': 'm2.example.net'}))
-    assert nodes('transport', 'home@example.com') == ['lmtp:inet:m2.example.net:24']
+    assert nodes('transport', 'home@example.com') == ['lmtp-nodes:inet:m2.example.net:24']
     assert nodes.login('home@example.com', '2.4', fields=True)[0]['host'] == 'm2.example.net'
     ok(run_module('mail_user', {'email': 'home@example.com', 'host': ''}))          # back to the domain's node
     ok(run_module('mail_domain', {'name': 'two.example', 'host': ''}))              # the domain on no node
